@@ -1,0 +1,50 @@
+"""Who is calling: X-Auth-Token checked against the token table, or Keystone's headers."""
+
+from flask import abort, current_app, g, request
+
+from app.extensions import db
+from app.tokens import Caller, find_caller
+
+API_PREFIXES = ("/v1/", "/v1.1/")
+
+
+def init_app(app):
+    app.before_request(authenticate)
+
+
+def authenticate():
+    """Set g.caller for every API path.
+
+    :raises 401: no token, or one that is unknown or expired.
+    :raises 403: a valid token with none of the roles allowed to list images.
+    """
+    if not request.path.startswith(API_PREFIXES):
+        return
+    if current_app.config["AUTH_STRATEGY"] == "keystone":
+        caller = _caller_from_keystone_headers()
+    else:
+        caller = _caller_from_token_table()
+    if caller is None:
+        abort(401, description="The request you have made requires authentication.")
+    if not caller.roles & set(current_app.config["ALLOWED_ROLES"]):
+        abort(403, description="Access was denied to this resource.")
+    g.caller = caller
+
+
+def _caller_from_token_table():
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        return None
+    return find_caller(db.session, token)
+
+
+def _caller_from_keystone_headers():
+    # keystonemiddleware's auth_token (with delay_auth_decision) removes any
+    # identity headers the client sent and sets these after validating.
+    if request.headers.get("X-Identity-Status") != "Confirmed":
+        return None
+    roles = request.headers.get("X-Roles", "")
+    return Caller(
+        project_id=request.headers.get("X-Project-Id") or None,
+        roles=frozenset(role.strip() for role in roles.split(",") if role.strip()),
+    )

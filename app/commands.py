@@ -1,0 +1,128 @@
+"""Command line: `flask --app wsgi images ...` and `flask --app wsgi tokens ...`."""
+
+import contextlib
+import os
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from app.extensions import db
+from app.images import catalogue, synthetic
+from app.images.timestamps import parse_iso8601
+from app.tokens import issue_token
+
+images_cli = AppGroup("images", help="Load images into the catalogue.")
+tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
+
+
+def init_app(app):
+    app.cli.add_command(images_cli)
+    app.cli.add_command(tokens_cli)
+
+
+@images_cli.command("import")
+@click.argument("path", type=click.Path(allow_dash=True, dir_okay=False))
+def import_images(path):
+    """Import images from a JSON Lines file (PATH, or - for stdin).
+
+    Each line holds one image with the 18 listing fields, plus optional
+    "members" (project ids). Images are upserted by id; the whole file is
+    validated first and any invalid line aborts the import unchanged.
+    """
+    with _lines_with_progress(path) as lines:
+        summary = _load_or_exit(catalogue.parse_lines(lines))
+    _print_summary(summary)
+
+
+@images_cli.command("generate")
+@click.option("--count", type=click.IntRange(min=0), required=True, help="How many images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same catalogue.")
+@click.option(
+    "--projects",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="How many owner projects (project-0000, project-0001, ...).",
+)
+@click.option(
+    "--until",
+    default=DEFAULT_UNTIL,
+    show_default=True,
+    help="Newest timestamp (ISO 8601); images span the two years before it.",
+)
+def generate_images(count, seed, projects, until):
+    """Load a deterministic synthetic catalogue (upserted by id)."""
+    try:
+        until_at = parse_iso8601(until)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--until") from None
+    records = synthetic.generate_records(count, seed=seed, projects=projects, until=until_at)
+    with click.progressbar(records, length=count, label="Generating", file=sys.stderr) as bar:
+        summary = _load_or_exit(bar)
+    _print_summary(summary)
+
+
+@tokens_cli.command("issue")
+@click.option("--project", help="Project id; without one the token sees public images only.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("member",),
+    show_default=True,
+    help="A role (repeatable); 'admin' grants admin visibility.",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=0),
+    default=86400,
+    show_default=True,
+    help="Lifetime in seconds; 0 means the token never expires.",
+)
+def issue(project, roles, ttl):
+    """Issue a token and print it (only the token, on stdout)."""
+    click.echo(issue_token(db.session, project_id=project, roles=roles, ttl_seconds=ttl))
+
+
+# click draws progress bars only on a terminal; elsewhere it prints the label once.
+@contextlib.contextmanager
+def _lines_with_progress(path):
+    if path == "-":
+        with click.progressbar(
+            sys.stdin.buffer, label="Validating lines", show_pos=True, file=sys.stderr
+        ) as lines:
+            yield lines
+        return
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        with click.progressbar(length=size, label="Validating", file=sys.stderr) as bar:
+            yield _tracked(stream, bar)
+
+
+def _tracked(stream, bar):
+    for line in stream:
+        bar.update(len(line))
+        yield line
+
+
+def _load_or_exit(records):
+    try:
+        return catalogue.load(db.session, records, on_staged=_announce_writing)
+    except catalogue.ImportRejected as rejected:
+        click.echo(f"\nImport rejected, nothing was changed: {rejected}", err=True)
+        for line in rejected.errors[: catalogue.ERRORS_SHOWN]:
+            click.echo(f"  {line}", err=True)
+        hidden = len(rejected.errors) - catalogue.ERRORS_SHOWN
+        if hidden > 0:
+            click.echo(f"  ... and {hidden} more", err=True)
+        sys.exit(1)
+
+
+def _announce_writing(count):
+    click.echo(f"\nWriting {count} images to the database...", err=True)
+
+
+def _print_summary(summary):
+    click.echo(f"{summary.inserted} inserted, {summary.updated} updated")

@@ -1,0 +1,29 @@
+"""Service configuration, read once from the environment (see README.md)."""
+
+import os
+
+
+def _int(name, default):
+    return int(os.environ.get(name) or default)
+
+
+def _list(name, default):
+    raw = os.environ.get(name) or default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+class Config:
+    # Empty means "start the embedded PostgreSQL" (app/embedded_postgres.py).
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or None
+    EMBEDDED_PGDATA = os.environ.get("EMBEDDED_PGDATA") or "/var/tmp/image-catalogue/pgdata"
+
+    DB_POOL_SIZE = _int("DB_POOL_SIZE", 4)
+    DB_CONNECT_TIMEOUT = _int("DB_CONNECT_TIMEOUT", 2)
+    DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", 5000)
+
+    PAGE_LIMIT_DEFAULT = _int("PAGE_LIMIT_DEFAULT", 25)
+    PAGE_LIMIT_MAX = _int("PAGE_LIMIT_MAX", 1000)
+
+    AUTH_STRATEGY = os.environ.get("AUTH_STRATEGY") or "token"
+    ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
+    TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)

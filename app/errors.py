@@ -1,0 +1,48 @@
+"""Every error is JSON: {"error": {"code", "title", "message"}}."""
+
+from flask import current_app, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from app.extensions import db
+
+RETRY_AFTER_SECONDS = 1
+
+
+def init_app(app):
+    app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def error_response(error):
+    """Render an HTTPException as the JSON error body, keeping its headers (Allow, ...)."""
+    response = error.get_response()
+    body = jsonify(error={"code": error.code, "title": error.name, "message": error.description})
+    response.set_data(body.get_data())
+    response.content_type = body.content_type
+    return response
+
+
+def _database_unavailable(error):
+    # Connection refused, timed out, or cancelled by statement_timeout.
+    current_app.logger.warning("database unavailable: %s", error.orig)
+    _rollback()
+    response = error_response(
+        ServiceUnavailable(description="The database is unavailable; try again shortly.")
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _unexpected_error(error):
+    current_app.logger.exception("unexpected error", exc_info=error)
+    _rollback()
+    return error_response(InternalServerError())
+
+
+def _rollback():
+    try:
+        db.session.rollback()
+    except DBAPIError:
+        current_app.logger.warning("rollback failed after a database error")

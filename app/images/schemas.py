@@ -1,0 +1,188 @@
+"""The listing's query parameters (loaded) and image rows (dumped), as Glance v1 named them."""
+
+import csv
+
+from flask import current_app
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from werkzeug.exceptions import BadRequest
+
+from app.images.timestamps import format_timestamp, parse_iso8601
+
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+)
+SORT_DIRS = ("asc", "desc")
+PROPERTY_PREFIX = "property-"
+BIGINT_MAX = 2**63 - 1
+# Parameters that are not filters; Glance named the others "filter <name>".
+PAGING_PARAMS = {"limit", "marker", "sort_key", "sort_dir"}
+ECHO_LIMIT = 100
+
+
+class MatchValues(fields.Field):
+    """`x`, `eq:x` or `in:a,b,"c,d"`, loaded as the list of values to match.
+
+    Any other `op:` prefix is part of the value (Glance answered those with 500).
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value.startswith("in:"):
+            return _split_quoted(value[3:])
+        if value.startswith("eq:"):
+            return [value[3:]]
+        return [value]
+
+
+def _split_quoted(text):
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as error:
+        raise ValidationError('unbalanced double quotes in an "in:" list') from error
+
+
+class Choice(fields.Field):
+    """A case-insensitive word mapped to a value: {"true": True, ...}."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return self.choices[value.lower()]
+        except KeyError:
+            raise ValidationError(f"accepted values are {', '.join(self.choices)}") from None
+
+
+class Timestamp(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_iso8601(value)
+        except ValueError:
+            raise ValidationError("Unrecognized changes-since value") from None
+
+
+def _non_negative(maximum=BIGINT_MAX):
+    return fields.Integer(
+        strict=False,
+        validate=validate.Range(min=0, max=maximum, error="must be an integer from 0 to {max}"),
+        error_messages={"invalid": "must be an integer"},
+    )
+
+
+BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
+
+
+class ImageQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = MatchValues()
+    status = MatchValues()
+    container_format = MatchValues()
+    disk_format = MatchValues()
+    size_min = _non_negative()
+    size_max = _non_negative()
+    min_ram = _non_negative()
+    min_disk = _non_negative()
+    changes_since = Timestamp(data_key="changes-since")
+    protected = Choice(BOOLEAN)
+    # Absent and "true" both mean "act as a member of your project" (admins only).
+    is_public = Choice({**BOOLEAN, "none": None}, load_default=True)
+    properties = fields.Dict(keys=fields.Str(), values=fields.Str(), load_default=dict)
+    sort_key = fields.Str(
+        load_default="created_at",
+        validate=validate.OneOf(SORT_KEYS, error="Acceptable values: " + ", ".join(SORT_KEYS)),
+    )
+    sort_dir = fields.Str(
+        load_default="desc",
+        validate=validate.OneOf(SORT_DIRS, error="Acceptable values: asc, desc"),
+    )
+    limit = _non_negative()
+    marker = fields.UUID(error_messages={"invalid_uuid": "not an image id"})
+
+    @pre_load
+    def gather_properties(self, params, **kwargs):
+        """Move `property-<key>` parameters into one `properties` dict; refuse NUL bytes."""
+        bad = {
+            key: ["NUL characters are not allowed"]
+            for key, value in params.items()
+            if "\x00" in key or "\x00" in value
+        }
+        if bad:
+            raise ValidationError(bad)
+        loaded = {
+            key: value for key, value in params.items() if not key.startswith(PROPERTY_PREFIX)
+        }
+        loaded["properties"] = {
+            key[len(PROPERTY_PREFIX) :]: value
+            for key, value in params.items()
+            if key.startswith(PROPERTY_PREFIX)
+        }
+        return loaded
+
+    @post_load
+    def bound_limit(self, query, **kwargs):
+        config = current_app.config
+        query["limit"] = min(
+            query.get("limit", config["PAGE_LIMIT_DEFAULT"]), config["PAGE_LIMIT_MAX"]
+        )
+        return query
+
+    def handle_error(self, error, data, **kwargs):
+        raise BadRequest(
+            description=" ".join(
+                _describe(name, data.get(name), messages)
+                for name, messages in sorted(error.messages.items())
+            )
+        )
+
+
+def _describe(name, value, messages):
+    if isinstance(value, str) and len(value) > ECHO_LIMIT:
+        value = value[:ECHO_LIMIT] + "..."
+    kind = "" if name in PAGING_PARAMS else "filter "
+    return f"Bad value passed to {kind}{name} got {value}: {'; '.join(messages)}."
+
+
+def query_params(args):
+    """Flatten request.args: when a parameter repeats, the last value wins (as in WebOb)."""
+    return {key: values[-1] for key, values in args.lists()}
+
+
+class GlanceTimestamp(fields.Field):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else format_timestamp(value)
+
+
+class ImageSchema(Schema):
+    """An image as Glance v1 rendered it: 18 keys, in the order of the reference sample."""
+
+    status = fields.Str()
+    deleted_at = GlanceTimestamp()
+    name = fields.Str()
+    deleted = fields.Bool()
+    container_format = fields.Str()
+    created_at = GlanceTimestamp()
+    disk_format = fields.Str()
+    updated_at = GlanceTimestamp()
+    min_disk = fields.Int()
+    protected = fields.Bool()
+    id = fields.UUID()
+    min_ram = fields.Int()
+    checksum = fields.Str()
+    owner = fields.Str()
+    is_public = fields.Bool()
+    virtual_size = fields.Int()
+    properties = fields.Dict(keys=fields.Str(), values=fields.Str())
+    size = fields.Int()
+
+
+BRIEF_FIELDS = ("id", "name", "size", "disk_format", "container_format", "checksum")

@@ -1,0 +1,69 @@
+"""`make run`: migrate, load the demo catalogue, issue a token, serve with gunicorn.
+
+Run as `python -m app.localserver`. With DATABASE_URL unset, the embedded
+PostgreSQL starts with this process and stops when it ends (Ctrl-C or SIGTERM).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import flask_migrate
+
+from app import create_app
+from app.extensions import db
+from app.images import catalogue
+from app.tokens import issue_token
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CATALOGUE = ROOT / "deploy" / "demo-images.jsonl"
+DEMO_PROJECT = "demo-project"
+
+
+def main():
+    app = create_app()
+    with app.app_context():
+        flask_migrate.upgrade()
+        if catalogue.is_empty(db.session):
+            with DEMO_CATALOGUE.open("rb") as lines:
+                summary = catalogue.load(db.session, catalogue.parse_lines(lines))
+            print(f"Loaded the demo catalogue: {summary.inserted} images.", file=sys.stderr)
+        token = issue_token(
+            db.session, project_id=DEMO_PROJECT, roles=["member"], ttl_seconds=86400
+        )
+        db.engine.dispose()
+    sys.exit(_serve(app.config["SQLALCHEMY_DATABASE_URI"], token))
+
+
+def _serve(database_url, token):
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    signal.signal(signal.SIGTERM, lambda signum, frame: gunicorn.terminate())
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
+    print(
+        f"\nThe image catalogue is starting on http://{host}:{port}/ (Ctrl-C stops it). Try:\n\n"
+        f"  curl -H 'X-Auth-Token: {token}' "
+        f"'http://{host}:{port}/v1.1/images/detail?disk_format=qcow2'\n",
+        flush=True,
+    )
+    try:
+        return gunicorn.wait()
+    except KeyboardInterrupt:
+        # The terminal sent SIGINT to gunicorn as well; let it finish.
+        return gunicorn.wait()
+
+
+if __name__ == "__main__":
+    main()

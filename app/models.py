@@ -1,0 +1,71 @@
+"""Tables of the catalogue. Changes go through migrations (migrations/versions)."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from app.extensions import db
+
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+
+
+class Image(db.Model):
+    __tablename__ = "images"
+
+    id = sa.Column(sa.Uuid, primary_key=True)
+    name = sa.Column(sa.String(255))
+    size = sa.Column(sa.BigInteger)
+    virtual_size = sa.Column(sa.BigInteger)
+    status = sa.Column(sa.String(30), nullable=False)
+    disk_format = sa.Column(sa.String(20))
+    container_format = sa.Column(sa.String(20))
+    checksum = sa.Column(sa.String(32))
+    created_at = sa.Column(UTC_TIMESTAMP, nullable=False)
+    updated_at = sa.Column(UTC_TIMESTAMP)
+    deleted_at = sa.Column(UTC_TIMESTAMP)
+    deleted = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    is_public = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    protected = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    min_ram = sa.Column(sa.Integer, nullable=False, server_default="0")
+    min_disk = sa.Column(sa.Integer, nullable=False, server_default="0")
+    owner = sa.Column(sa.String(255))
+
+    __table_args__ = (
+        # Default listing order (created_at DESC, id DESC) and its marker
+        # predicate, read backwards.
+        sa.Index("ix_images_created_at_id", "created_at", "id"),
+        # size_min / size_max range scans.
+        sa.Index("ix_images_size", "size"),
+        # changes-since: updated_at > :ts.
+        sa.Index("ix_images_updated_at", "updated_at"),
+        # Visibility: a project's own images.
+        sa.Index("ix_images_owner", "owner"),
+    )
+
+
+class ImageProperty(db.Model):
+    __tablename__ = "image_properties"
+
+    image_id = sa.Column(sa.Uuid, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    name = sa.Column(sa.String(255), primary_key=True)
+    value = sa.Column(sa.Text, nullable=False)
+
+
+class ImageMember(db.Model):
+    __tablename__ = "image_members"
+
+    image_id = sa.Column(sa.Uuid, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    member = sa.Column(sa.String(255), primary_key=True)
+
+    # Visibility: the images shared with a project.
+    __table_args__ = (sa.Index("ix_image_members_member", "member", "image_id"),)
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    # SHA-256 hex digest of the token; the token itself is never stored.
+    token_hash = sa.Column(sa.String(64), primary_key=True)
+    project_id = sa.Column(sa.String(255))
+    roles = sa.Column(ARRAY(sa.String(64)), nullable=False, server_default="{}")
+    expires_at = sa.Column(UTC_TIMESTAMP)
+    created_at = sa.Column(UTC_TIMESTAMP, nullable=False, server_default=sa.func.now())

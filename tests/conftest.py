@@ -1,0 +1,155 @@
+import datetime as dt
+import itertools
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import flask_migrate
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from app import create_app, embedded_postgres
+from app.config import Config
+from app.extensions import db
+from app.models import Image, ImageMember, ImageProperty
+from app.tokens import issue_token
+
+BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A throwaway database: on TEST_DATABASE_URL's server, else an embedded one."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
+        yield from _throwaway_database(server_url)
+        return
+    parent = tempfile.mkdtemp(prefix="image-catalogue-test-", dir="/var/tmp")
+    server = embedded_postgres.start(Path(parent) / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _throwaway_database(server_url):
+    name = f"image_catalogue_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def make_app(database_url):
+    """Build an app on the test database, with config overrides."""
+    apps = []
+
+    def make(**overrides):
+        config = type(
+            "TestConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": database_url, **overrides}
+        )
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(make_app):
+    app = make_app(TESTING=True)
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def clean_tables(request):
+    yield
+    if "app" in request.fixturenames:
+        app = request.getfixturevalue("app")
+        with app.app_context():
+            db.session.execute(
+                sa.text("TRUNCATE images, image_properties, image_members, api_tokens CASCADE")
+            )
+            db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_image(app):
+    """Insert one image; unspecified fields get unique, listable defaults."""
+    sequence = itertools.count()
+
+    def make(**fields):
+        number = next(sequence)
+        record = {
+            "id": uuid.uuid4(),
+            "name": f"image-{number:04d}",
+            "status": "active",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "size": 1000 + number,
+            "created_at": BASE_TIME + dt.timedelta(minutes=number),
+            "updated_at": BASE_TIME + dt.timedelta(minutes=number, seconds=30),
+            "is_public": True,
+            "owner": "owner-project",
+            **fields,
+        }
+        properties = record.pop("properties", {})
+        members = record.pop("members", [])
+        with app.app_context():
+            db.session.execute(sa.insert(Image), [record])
+            if properties:
+                db.session.execute(
+                    sa.insert(ImageProperty),
+                    [
+                        {"image_id": record["id"], "name": k, "value": v}
+                        for k, v in properties.items()
+                    ],
+                )
+            if members:
+                db.session.execute(
+                    sa.insert(ImageMember),
+                    [{"image_id": record["id"], "member": member} for member in members],
+                )
+            db.session.commit()
+        return str(record["id"])
+
+    return make
+
+
+@pytest.fixture
+def make_token(app):
+    def make(project="project-a", roles=("member",), ttl=3600):
+        with app.app_context():
+            return issue_token(db.session, project_id=project, roles=roles, ttl_seconds=ttl)
+
+    return make
+
+
+@pytest.fixture
+def list_images(client, make_token):
+    """GET a listing path as a member of project-a (or with the given token)."""
+
+    def get(query="", path="/v1.1/images/detail", token=None):
+        token = token or make_token()
+        return client.get(f"{path}?{query}" if query else path, headers={"X-Auth-Token": token})
+
+    return get

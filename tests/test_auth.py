@@ -1,0 +1,62 @@
+import pytest
+from helpers import error_message, image_ids
+
+DETAIL = "/v1.1/images/detail"
+
+
+@pytest.mark.parametrize("path", [DETAIL, "/v1/images/detail", "/v1.1/images", "/v1/images"])
+def test_missing_token_is_401(client, path):
+    assert "authentication" in error_message(client.get(path), 401)
+
+
+def test_unknown_token_is_401(client, make_token):
+    make_token()
+    error_message(client.get(DETAIL, headers={"X-Auth-Token": "made-up"}), 401)
+
+
+def test_expired_token_is_401(client, app, make_token):
+    from app.extensions import db
+
+    token = make_token()
+    with app.app_context():
+        db.session.execute(
+            db.text("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
+        )
+        db.session.commit()
+    error_message(client.get(DETAIL, headers={"X-Auth-Token": token}), 401)
+
+
+def test_unknown_and_expired_tokens_get_the_same_answer(client, app, make_token):
+    from app.extensions import db
+
+    expired = make_token()
+    with app.app_context():
+        db.session.execute(
+            db.text("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
+        )
+        db.session.commit()
+    first = client.get(DETAIL, headers={"X-Auth-Token": expired})
+    second = client.get(DETAIL, headers={"X-Auth-Token": "never-issued"})
+    assert first.get_json() == second.get_json()
+
+
+def test_member_sees_public_and_own_images_only(list_images, make_image, make_token):
+    public = make_image(is_public=True, owner="other")
+    own_private = make_image(is_public=False, owner="project-a")
+    make_image(is_public=False, owner="other")
+    token = make_token(project="project-a")
+    assert set(image_ids(list_images(token=token))) == {public, own_private}
+
+
+def test_token_without_project_sees_public_images_only(list_images, make_image, make_token):
+    public = make_image(is_public=True, owner="other")
+    make_image(is_public=False, owner="other", members=["project-a"])
+    make_image(is_public=False, owner=None)
+    token = make_token(project=None)
+    assert image_ids(list_images(token=token)) == [public]
+
+
+def test_health_and_versions_need_no_token(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/versions").status_code == 300
