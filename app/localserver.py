@@ -4,6 +4,7 @@ Run as `python -m app.localserver`. With DATABASE_URL unset, the embedded
 PostgreSQL starts with this process and stops when it ends (Ctrl-C or SIGTERM).
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -49,12 +50,13 @@ def _serve(database_url, token):
         ],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url},
+        preexec_fn=_stop_when_parent_dies,
     )
     signal.signal(signal.SIGTERM, lambda signum, frame: gunicorn.terminate())
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
     print(
         f"\nThe image catalogue is starting on http://{host}:{port}/ (Ctrl-C stops it). Try:\n\n"
-        f"  curl -H 'X-Auth-Token: {token}' "
+        f"  curl -s -H 'X-Auth-Token: {token}' "
         f"'http://{host}:{port}/v1.1/images/detail?disk_format=qcow2'\n",
         flush=True,
     )
@@ -63,6 +65,13 @@ def _serve(database_url, token):
     except KeyboardInterrupt:
         # The terminal sent SIGINT to gunicorn as well; let it finish.
         return gunicorn.wait()
+
+
+def _stop_when_parent_dies():
+    # Linux prctl(PR_SET_PDEATHSIG, SIGTERM): if this launcher is killed
+    # outright, gunicorn is told to stop instead of serving on, orphaned.
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ def _copy_value(value):
 
 def _copy_into_temporary_tables(cursor, staging):
     cursor.execute(
+        # The service's statement timeout protects requests, not bulk loads.
+        "SET LOCAL statement_timeout = 0;"
         "CREATE TEMP TABLE import_images (LIKE images, line_no integer) ON COMMIT DROP;"
         "CREATE TEMP TABLE import_properties (LIKE image_properties) ON COMMIT DROP;"
         "CREATE TEMP TABLE import_members (LIKE image_members) ON COMMIT DROP;"
