@@ -42,6 +42,32 @@ class Image(db.Model):
     )
 
 
+def sort_expressions(columns):
+    """Each sort key's ORDER BY expression, with NULL as the lowest value.
+
+    The indexes below and the listing query share these expressions so that
+    PostgreSQL can read a page in index order, either direction.
+    """
+    return {
+        "name": sa.func.coalesce(columns.name, sa.literal_column("''")),
+        "status": columns.status,
+        "container_format": sa.func.coalesce(columns.container_format, sa.literal_column("''")),
+        "disk_format": sa.func.coalesce(columns.disk_format, sa.literal_column("''")),
+        "size": sa.func.coalesce(columns.size, sa.literal_column("-1")),
+        "id": columns.id,
+        "created_at": columns.created_at,
+        "updated_at": sa.func.coalesce(
+            columns.updated_at, sa.literal_column("'-infinity'::timestamptz")
+        ),
+    }
+
+
+# sort_key=<key> and its marker predicate: (expression, created_at, id).
+for _key, _expression in sort_expressions(Image.__table__.c).items():
+    if _key not in ("id", "created_at"):
+        sa.Index(f"ix_images_{_key}_sort", _expression, Image.created_at, Image.id)
+
+
 class ImageProperty(db.Model):
     __tablename__ = "image_properties"
 

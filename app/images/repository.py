@@ -4,26 +4,13 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from app.models import Image, ImageMember, ImageProperty
+from app.models import Image, ImageMember, ImageProperty, sort_expressions
 
 images = Image.__table__
 members = ImageMember.__table__
 properties = ImageProperty.__table__
 
-# NULL sorts as the lowest value, identically in ORDER BY and in the marker
-# comparison, so that pages neither skip nor repeat images.
-SORT_EXPRESSIONS = {
-    "name": sa.func.coalesce(images.c.name, ""),
-    "status": images.c.status,
-    "container_format": sa.func.coalesce(images.c.container_format, ""),
-    "disk_format": sa.func.coalesce(images.c.disk_format, ""),
-    "size": sa.func.coalesce(images.c.size, -1),
-    "id": images.c.id,
-    "created_at": images.c.created_at,
-    "updated_at": sa.func.coalesce(
-        images.c.updated_at, sa.cast(sa.literal("-infinity"), images.c.updated_at.type)
-    ),
-}
+SORT_EXPRESSIONS = sort_expressions(images.c)
 MATCH_FILTERS = ("name", "status", "container_format", "disk_format")
 EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
 
@@ -57,9 +44,10 @@ def list_images(session, caller, query, *, with_properties=True):
 
 
 def _sort_order(sort_key):
-    # Glance's tie-breakers: created_at, then id, in the requested direction.
-    keys = dict.fromkeys((sort_key, "created_at", "id"))
-    return [SORT_EXPRESSIONS[key] for key in keys]
+    # Glance's tie-breakers: created_at, then id, in the requested direction;
+    # nothing after the unique id can change the order.
+    keys = list(dict.fromkeys((sort_key, "created_at", "id")))
+    return [SORT_EXPRESSIONS[key] for key in keys[: keys.index("id") + 1]]
 
 
 def _visible_to(caller, is_public):
@@ -69,12 +57,17 @@ def _visible_to(caller, is_public):
         return images.c.is_public.is_(False)
     if caller.project_id is None:
         return images.c.is_public
-    shared_with_caller = sa.select(members.c.image_id).where(members.c.member == caller.project_id)
+    # A correlated EXISTS probes the members' primary key only for the rows
+    # the cheaper tests did not settle; IN would read every membership of the
+    # project on every request.
+    shared_with_caller = sa.exists().where(
+        members.c.image_id == images.c.id, members.c.member == caller.project_id
+    )
     return sa.or_(
         images.c.is_public,
         images.c.owner == caller.project_id,
         # Deleting an image ends its memberships, as Glance's soft delete did.
-        sa.and_(images.c.id.in_(shared_with_caller), images.c.deleted.is_(False)),
+        sa.and_(images.c.deleted.is_(False), shared_with_caller),
     )
 
 
@@ -116,15 +109,10 @@ def _marker_position(session, caller, query, order):
     conditions = [images.c.id == query["marker"], _visible_to(caller, query["is_public"])]
     if not (caller.is_admin or "changes_since" in query):
         conditions.append(images.c.deleted.is_(False))
-    position = session.execute(sa.select(*order).where(*conditions)).first()
-    if position is None:
+    if session.execute(sa.select(images.c.id).where(*conditions)).first() is None:
         raise InvalidMarker(query["marker"])
-    return sa.tuple_(
-        *(
-            sa.literal(value, expression.type)
-            for value, expression in zip(position, order, strict=False)
-        )
-    )
+    # Compared inside PostgreSQL: values such as '-infinity' have no Python twin.
+    return sa.select(*order).where(images.c.id == query["marker"]).scalar_subquery()
 
 
 def _attach_properties(session, rows):
