@@ -1,4 +1,5 @@
 import pytest
+
 from helpers import error_message, image_ids
 
 DETAIL = "/v1.1/images/detail"

@@ -2,11 +2,11 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from helpers import image_ids
 
 from app.extensions import db
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import find_caller
+from helpers import image_ids
 
 CIRROS_ID = "3c3d1d01-b48a-4639-8a88-08be3b9b5d78"
 

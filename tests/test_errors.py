@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
-from helpers import error_message
 
 from app.extensions import db
+from helpers import error_message
 
 
 def test_unknown_path_is_json_404(client):

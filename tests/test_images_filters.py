@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+
 from conftest import BASE_TIME
 from helpers import error_message, image_ids
 

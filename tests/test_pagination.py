@@ -2,6 +2,7 @@ import datetime as dt
 import uuid
 
 import pytest
+
 from conftest import BASE_TIME
 from helpers import error_message, image_ids
 

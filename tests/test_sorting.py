@@ -2,9 +2,9 @@ import datetime as dt
 import random
 
 import pytest
-from helpers import error_message, image_ids
 
 from conftest import BASE_TIME
+from helpers import error_message, image_ids
 
 SORT_KEYS = [
     "name",

@@ -2,12 +2,12 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from helpers import error_message, image_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.extensions import db
 from conftest import BASE_TIME
+from helpers import error_message, image_ids
 
 PROJECTS = ["p0", "p1", "p2"]
 
