@@ -8,7 +8,20 @@ from app.tokens import Caller, find_caller
 API_PREFIXES = ("/v1/", "/v1.1/")
 
 
+STRATEGIES = ("token", "keystone")
+
+
 def init_app(app):
+    strategy = app.config["AUTH_STRATEGY"]
+    if strategy not in STRATEGIES:
+        raise ValueError(f"AUTH_STRATEGY must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if strategy == "keystone":
+        from keystonemiddleware.auth_token import AuthProtocol
+
+        # delay_auth_decision: the middleware validates and annotates; this
+        # module decides, so health checks and the versions document stay open.
+        options = {**app.config["KEYSTONE_AUTHTOKEN"], "delay_auth_decision": True}
+        app.wsgi_app = AuthProtocol(app.wsgi_app, options)
     app.before_request(authenticate)
 
 

@@ -25,5 +25,12 @@ class Config:
     PAGE_LIMIT_MAX = _int("PAGE_LIMIT_MAX", 1000)
 
     AUTH_STRATEGY = os.environ.get("AUTH_STRATEGY") or "token"
+    # AUTH_STRATEGY=keystone: options of keystonemiddleware's auth_token, one
+    # per KEYSTONE_AUTHTOKEN_<OPTION> variable (e.g. ..._WWW_AUTHENTICATE_URI).
+    KEYSTONE_AUTHTOKEN = {
+        name.removeprefix("KEYSTONE_AUTHTOKEN_").lower(): value
+        for name, value in os.environ.items()
+        if name.startswith("KEYSTONE_AUTHTOKEN_")
+    }
     ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)

