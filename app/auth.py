@@ -3,7 +3,7 @@
 from flask import abort, current_app, g, request
 
 from app.extensions import db
-from app.tokens import Caller, find_caller
+from app.tokens import Caller, TokenCache, find_caller
 
 API_PREFIXES = ("/v1/", "/v1.1/")
 
@@ -22,6 +22,7 @@ def init_app(app):
         # module decides, so health checks and the versions document stay open.
         options = {**app.config["KEYSTONE_AUTHTOKEN"], "delay_auth_decision": True}
         app.wsgi_app = AuthProtocol(app.wsgi_app, options)
+    app.extensions["token_cache"] = TokenCache(app.config["TOKEN_CACHE_SECONDS"])
     app.before_request(authenticate)
 
 
@@ -48,7 +49,7 @@ def _caller_from_token_table():
     token = request.headers.get("X-Auth-Token")
     if not token:
         return None
-    return find_caller(db.session, token)
+    return find_caller(db.session, token, current_app.extensions["token_cache"])
 
 
 def _caller_from_keystone_headers():

@@ -32,5 +32,8 @@ class Config:
         for name, value in os.environ.items()
         if name.startswith("KEYSTONE_AUTHTOKEN_")
     }
+    # How long a worker trusts a token it has seen: the delay before a
+    # revocation takes effect (expiry is always exact).
+    TOKEN_CACHE_SECONDS = _int("TOKEN_CACHE_SECONDS", 10)
     ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)

@@ -3,6 +3,7 @@
 import datetime as dt
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -44,14 +45,55 @@ def issue_token(session, *, project_id, roles, ttl_seconds):
     return token
 
 
-def find_caller(session, token):
+def find_caller(session, token, cache=None):
     """Return the Caller a live token stands for, or None (unknown or expired)."""
+    digest = hash_token(token)
+    if cache is not None and (caller := cache.get(digest)) is not None:
+        return caller
     row = session.execute(
-        sa.select(ApiToken.project_id, ApiToken.roles).where(
-            ApiToken.token_hash == hash_token(token),
+        sa.select(ApiToken.project_id, ApiToken.roles, ApiToken.expires_at).where(
+            ApiToken.token_hash == digest,
             sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > sa.func.now()),
         )
     ).first()
     if row is None:
         return None
-    return Caller(project_id=row.project_id, roles=frozenset(row.roles))
+    caller = Caller(project_id=row.project_id, roles=frozenset(row.roles))
+    if cache is not None:
+        cache.put(digest, caller, row.expires_at)
+    return caller
+
+
+class TokenCache:
+    """The callers of recently seen tokens, for `seconds` (0 turns it off).
+
+    Saves a database round trip per request. A cached token still stops
+    working when it expires; a revoked one stops within `seconds`. Unknown
+    tokens are never cached, so guessing cannot fill the cache.
+    """
+
+    def __init__(self, seconds, max_entries=10_000):
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries = {}
+
+    def get(self, digest):
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        caller, fresh_until = entry
+        if time.monotonic() >= fresh_until:
+            self._entries.pop(digest, None)
+            return None
+        return caller
+
+    def put(self, digest, caller, expires_at):
+        if not self.seconds:
+            return
+        lifetime = self.seconds
+        if expires_at is not None:
+            remaining = (expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+            lifetime = min(lifetime, remaining)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[digest] = (caller, time.monotonic() + lifetime)

@@ -61,3 +61,33 @@ def test_health_and_versions_need_no_token(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/versions").status_code == 300
+
+
+def _delete_tokens(app):
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.execute(db.text("DELETE FROM api_tokens"))
+        db.session.commit()
+
+
+def test_cached_token_works_until_the_cache_time_then_revocation_shows(make_app, make_token):
+    cached = make_app(TOKEN_CACHE_SECONDS=3600).test_client()
+    uncached = make_app(TOKEN_CACHE_SECONDS=0).test_client()
+    token = make_token()
+    headers = {"X-Auth-Token": token}
+    assert cached.get(DETAIL, headers=headers).status_code == 200
+    assert uncached.get(DETAIL, headers=headers).status_code == 200
+    _delete_tokens(cached.application)
+    assert cached.get(DETAIL, headers=headers).status_code == 200
+    error_message(uncached.get(DETAIL, headers=headers), 401)
+
+
+def test_cached_token_still_stops_at_its_expiry(make_app, make_token):
+    import time
+
+    client = make_app(TOKEN_CACHE_SECONDS=3600).test_client()
+    headers = {"X-Auth-Token": make_token(ttl=1)}
+    assert client.get(DETAIL, headers=headers).status_code == 200
+    time.sleep(1.1)
+    error_message(client.get(DETAIL, headers=headers), 401)
