@@ -8,7 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from app.extensions import db
-from app.images import catalogue, synthetic
+from app.images import catalogue, plans, synthetic
 from app.images.timestamps import parse_iso8601
 from app.tokens import issue_token
 
@@ -62,6 +62,30 @@ def generate_images(count, seed, projects, until):
     with click.progressbar(records, length=count, label="Generating", file=sys.stderr) as bar:
         summary = _load_or_exit(bar)
     _print_summary(summary)
+
+
+@images_cli.command("check-plans")
+@click.option("--max-ms", type=float, help="Fail plans slower than this (ms).")
+@click.option("--show", type=int, default=10, show_default=True, help="How many of the slowest to list.")
+def check_plans(max_ms, show):
+    """EXPLAIN ANALYZE every listing query shape; exit 1 if any plan would not scale.
+
+    A plan fails if it scans the whole images table, sorts half of it or more,
+    or (with --max-ms) runs longer than the limit. Run it on a large catalogue.
+    """
+    reports = plans.check_plans(db.session, max_ms=max_ms)
+    timings = sorted(report.execution_ms for report in reports)
+    click.echo(f"Slowest of {len(reports)} query shapes (execution ms):")
+    for report in sorted(reports, key=lambda report: -report.execution_ms)[:show]:
+        click.echo(f"  {report.execution_ms:8.2f}  {report.description}")
+    failed = [report for report in reports if report.problems]
+    for report in failed:
+        click.echo(f"FAIL {report.description}: {'; '.join(report.problems)}")
+    click.echo(
+        f"{len(reports)} plans, {len(failed)} failed; execution ms median "
+        f"{timings[len(timings) // 2]:.2f}, max {timings[-1]:.2f}"
+    )
+    sys.exit(1 if failed else 0)
 
 
 @tokens_cli.command("issue")

@@ -241,10 +241,12 @@ def _upsert(cursor):
     cursor.execute(
         "DELETE FROM image_properties WHERE image_id IN (SELECT id FROM import_images);"
         "DELETE FROM image_members WHERE image_id IN (SELECT id FROM import_images);"
+        # In created_at order, most index insertions land next to the previous
+        # one: ten of the eleven indexes lead with or follow created_at.
         f"INSERT INTO images ({columns}) SELECT {columns} FROM import_images"
-        f" ON CONFLICT (id) DO UPDATE SET {updates};"
-        "INSERT INTO image_properties SELECT * FROM import_properties;"
-        "INSERT INTO image_members SELECT * FROM import_members;"
+        f" ORDER BY created_at, id ON CONFLICT (id) DO UPDATE SET {updates};"
+        "INSERT INTO image_properties SELECT * FROM import_properties ORDER BY image_id;"
+        "INSERT INTO image_members SELECT * FROM import_members ORDER BY image_id;"
     )
     return LoadSummary(inserted=total - updated, updated=updated)
 
