@@ -6,7 +6,18 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Rule
 
-from app import auth, commands, embedded_postgres, errors, health, request_id, versions
+from app import (
+    auth,
+    commands,
+    embedded_postgres,
+    errors,
+    health,
+    limits,
+    observability,
+    openapi,
+    request_id,
+    versions,
+)
 from app.config import Config
 from app.extensions import db, migrate
 from app.images import bp as images_bp
@@ -42,10 +53,13 @@ def create_app(config_class=Config):
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
     request_id.init_app(app)
+    observability.init_app(app)
+    limits.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(versions.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(images_bp, url_prefix="/v1.1/images")
     app.register_blueprint(images_bp, url_prefix="/v1/images", name="images_v1")
     commands.init_app(app)

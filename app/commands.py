@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from app.extensions import db
 from app.images import catalogue, plans, synthetic
 from app.images.timestamps import parse_iso8601
-from app.tokens import issue_token
+from app.tokens import issue_token, revoke_tokens
 
 images_cli = AppGroup("images", help="Load images into the catalogue.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens.")
@@ -66,7 +66,9 @@ def generate_images(count, seed, projects, until):
 
 @images_cli.command("check-plans")
 @click.option("--max-ms", type=float, help="Fail plans slower than this (ms).")
-@click.option("--show", type=int, default=10, show_default=True, help="How many of the slowest to list.")
+@click.option(
+    "--show", type=int, default=10, show_default=True, help="How many of the slowest to list."
+)
 def check_plans(max_ms, show):
     """EXPLAIN ANALYZE every listing query shape; exit 1 if any plan would not scale.
 
@@ -150,3 +152,17 @@ def _announce_writing(count):
 
 def _print_summary(summary):
     click.echo(f"{summary.inserted} inserted, {summary.updated} updated")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token", required=False)
+@click.option("--project", help="Revoke every token of this project instead.")
+def revoke(token, project):
+    """Revoke TOKEN, or all tokens of --project; print how many were revoked.
+
+    Workers that saw a token recently keep accepting it for up to
+    TOKEN_CACHE_SECONDS.
+    """
+    if (token is None) == (project is None):
+        raise click.UsageError("give either TOKEN or --project")
+    click.echo(revoke_tokens(db.session, token=token, project_id=project))

@@ -37,3 +37,6 @@ class Config:
     TOKEN_CACHE_SECONDS = _int("TOKEN_CACHE_SECONDS", 10)
     ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    MAX_QUERY_STRING_BYTES = _int("MAX_QUERY_STRING_BYTES", 4096)
+    MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 8192)
+    LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"

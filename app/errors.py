@@ -5,6 +5,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from app.extensions import db
+from app.observability import DB_ERRORS, log_fields
 
 RETRY_AFTER_SECONDS = 1
 
@@ -26,7 +27,8 @@ def error_response(error):
 
 def _database_unavailable(error):
     # Connection refused, timed out, or cancelled by statement_timeout.
-    current_app.logger.warning("database unavailable: %s", error.orig)
+    DB_ERRORS.labels("unavailable").inc()
+    current_app.logger.warning("database unavailable: %s", error.orig, extra=log_fields())
     _rollback()
     response = error_response(
         ServiceUnavailable(description="The database is unavailable; try again shortly.")
@@ -36,7 +38,9 @@ def _database_unavailable(error):
 
 
 def _unexpected_error(error):
-    current_app.logger.exception("unexpected error", exc_info=error)
+    if isinstance(error, DBAPIError):
+        DB_ERRORS.labels("unexpected").inc()
+    current_app.logger.error("unexpected error", exc_info=error, extra=log_fields())
     _rollback()
     return error_response(InternalServerError())
 
@@ -45,4 +49,4 @@ def _rollback():
     try:
         db.session.rollback()
     except DBAPIError:
-        current_app.logger.warning("rollback failed after a database error")
+        current_app.logger.warning("rollback failed after a database error", extra=log_fields())

@@ -33,10 +33,6 @@ class Image(db.Model):
         # Default listing order (created_at DESC, id DESC) and its marker
         # predicate, read backwards.
         sa.Index("ix_images_created_at_id", "created_at", "id"),
-        # size_min / size_max range scans.
-        sa.Index("ix_images_size", "size"),
-        # changes-since: updated_at > :ts.
-        sa.Index("ix_images_updated_at", "updated_at"),
         # Visibility: a project's own images.
         sa.Index("ix_images_owner", "owner"),
     )
@@ -62,7 +58,9 @@ def sort_expressions(columns):
     }
 
 
-# sort_key=<key> and its marker predicate: (expression, created_at, id).
+# sort_key=<key> and its marker predicate: (expression, created_at, id). The
+# filters on these columns are written on the same expressions, so the size
+# range and changes-since (updated_at > :ts) are served by these indexes too.
 for _key, _expression in sort_expressions(Image.__table__.c).items():
     if _key not in ("id", "created_at"):
         sa.Index(f"ix_images_{_key}_sort", _expression, Image.created_at, Image.id)

@@ -45,6 +45,17 @@ def issue_token(session, *, project_id, roles, ttl_seconds):
     return token
 
 
+def revoke_tokens(session, *, token=None, project_id=None):
+    """Delete one token (by value) or every token of a project; return how many."""
+    if token is not None:
+        condition = ApiToken.token_hash == hash_token(token)
+    else:
+        condition = ApiToken.project_id == project_id
+    revoked = session.execute(sa.delete(ApiToken).where(condition)).rowcount
+    session.commit()
+    return revoked
+
+
 def find_caller(session, token, cache=None):
     """Return the Caller a live token stands for, or None (unknown or expired)."""
     digest = hash_token(token)

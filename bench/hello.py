@@ -1,4 +1,5 @@
 """The stack's ceiling: the smallest Flask app, served like the real one."""
+
 from flask import Flask
 
 app = Flask(__name__)

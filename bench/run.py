@@ -6,6 +6,7 @@ type with wrk at each connection count, then measure the same run's ceilings:
 a hello-world Flask app on the same stack, and each request type's SQL
 replayed with pgbench. Results go to bench/results/ (Markdown, JSON, PNG).
 """
+
 import argparse
 import datetime as dt
 import json
@@ -46,8 +47,13 @@ def main():
     _prepare_catalogue(app, environment, options.count)
     tokens = _issue_tokens(environment)
     requests_by_type = _request_types(app, tokens)
-    results = {"machine": _machine(), "count": options.count, "duration": options.duration,
-               "connections": options.connections, "types": {}}
+    results = {
+        "machine": _machine(),
+        "count": options.count,
+        "duration": options.duration,
+        "connections": options.connections,
+        "types": {},
+    }
 
     with _served(environment, "bench.hello:app", HELLO_PORT):
         results["hello"] = {
@@ -71,8 +77,7 @@ def main():
         print(f"pgbench and EXPLAIN: {name}", file=sys.stderr)
         statements = _captured_sql(app, path, token)
         results["types"][name]["db_execution_ms"] = _execution_ms(app, statements)
-        results["types"][name]["pgbench_tps"] = _pgbench(database_url, statements,
-                                                         options.duration)
+        results["types"][name]["pgbench_tps"] = _pgbench(database_url, statements, options.duration)
     _write_results(results)
 
 
@@ -81,8 +86,12 @@ def _parse_arguments():
     parser.add_argument("--count", type=int, default=1_000_000, help="catalogue size")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk/pgbench run")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--soak", type=int, default=0,
-                        help="also run the no-filter request this many seconds (RSS check)")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        help="also run the no-filter request this many seconds (RSS check)",
+    )
     return parser.parse_args()
 
 
@@ -91,8 +100,11 @@ def _install_missing_tools():
     if missing:
         print(f"installing {' '.join(missing)} (Debian packages)", file=sys.stderr)
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *missing],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
 
 def _start_embedded_postgres():
@@ -101,8 +113,14 @@ def _start_embedded_postgres():
 
 def _flask(environment, *arguments, capture=False):
     command = [sys.executable, "-m", "flask", "--app", "wsgi", *arguments]
-    result = subprocess.run(command, cwd=ROOT, env=environment, check=True, text=True,
-                            stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
     return result.stdout
 
 
@@ -121,11 +139,14 @@ def _prepare_catalogue(app, environment, count):
 
 def _issue_tokens(environment):
     def issue(*arguments):
-        return _flask(environment, "tokens", "issue", "--ttl", "0", *arguments,
-                      capture=True).strip()
+        return _flask(
+            environment, "tokens", "issue", "--ttl", "0", *arguments, capture=True
+        ).strip()
 
-    return {"member": issue("--project", "project-0001"),
-            "admin": issue("--project", "project-0000", "--role", "admin")}
+    return {
+        "member": issue("--project", "project-0001"),
+        "admin": issue("--project", "project-0000", "--role", "admin"),
+    }
 
 
 def _request_types(app, tokens):
@@ -140,7 +161,9 @@ def _request_types(app, tokens):
         "no filter": (detail, member),
         "disk_format=qcow2": (f"{detail}?disk_format=qcow2", member),
         "status+size range": (
-            f"{detail}?status=active&size_min=1073741824&size_max=2147483648", member),
+            f"{detail}?status=active&size_min=1073741824&size_max=2147483648",
+            member,
+        ),
         "changes-since 1 week": (f"{detail}?changes-since={week_ago}", member),
         f"marker page {page}": (f"{detail}?marker={marker}", member),
         "admin is_public=none": (f"{detail}?is_public=none", tokens["admin"]),
@@ -158,8 +181,9 @@ def _deep_marker(app, token):
     marker, seen = None, 0
     while seen < wanted:
         query = f"limit={min(1000, wanted - seen)}" + (f"&marker={marker}" if marker else "")
-        images = client.get(f"/v1.1/images/detail?{query}",
-                            headers={"X-Auth-Token": token}).get_json()["images"]
+        images = client.get(
+            f"/v1.1/images/detail?{query}", headers={"X-Auth-Token": token}
+        ).get_json()["images"]
         if len(images) < min(1000, wanted - seen):
             seen -= seen % PAGE_SIZE
             break
@@ -172,9 +196,18 @@ def _deep_marker(app, token):
 def _served(environment, wsgi_target, port):
     """gunicorn (shipped config) on `port`, behind nginx (shipped config) on NGINX_PORT."""
     gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-         "--access-logfile", "/dev/null", wsgi_target],
-        cwd=ROOT, env={**environment, "PORT": str(port)},
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "--access-logfile",
+            "/dev/null",
+            wsgi_target,
+        ],
+        cwd=ROOT,
+        env={**environment, "PORT": str(port)},
     )
     prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
     (prefix / "tmp").mkdir()
@@ -182,8 +215,9 @@ def _served(environment, wsgi_target, port):
     config = config.replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{port};")
     config = config.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{NGINX_PORT};")
     (prefix / "nginx.conf").write_text(config)
-    nginx = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                              "-g", "daemon off;"])
+    nginx = subprocess.Popen(
+        ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
+    )
     try:
         _wait_for(f"http://127.0.0.1:{NGINX_PORT}/", gunicorn)
         yield psutil.Process(gunicorn.pid)
@@ -210,8 +244,9 @@ def _wait_for(url, process, timeout=60):
 
 
 def _rss(gunicorn_master):
-    return sorted(round(worker.memory_info().rss / 2**20, 1)
-                  for worker in gunicorn_master.children())
+    return sorted(
+        round(worker.memory_info().rss / 2**20, 1) for worker in gunicorn_master.children()
+    )
 
 
 WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -222,9 +257,15 @@ def _wrk(path, token, connections, duration):
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
     if token:
         command += ["-H", f"X-Auth-Token: {token}"]
-    output = subprocess.run([*command, f"http://127.0.0.1:{NGINX_PORT}{path}"], check=True,
-                            capture_output=True, text=True).stdout
-    latency = {f"p{p}": float(value) * UNIT_MS[unit] for p, value, unit in WRK_LATENCY.findall(output)}
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{NGINX_PORT}{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    latency = {
+        f"p{p}": float(value) * UNIT_MS[unit] for p, value, unit in WRK_LATENCY.findall(output)
+    }
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
@@ -247,7 +288,9 @@ def _captured_sql(app, path, token):
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", capture)
     assert response.status_code == 200, response.get_data(as_text=True)
-    return [statement for statement in statements if statement.lstrip().upper().startswith("SELECT")]
+    return [
+        statement for statement in statements if statement.lstrip().upper().startswith("SELECT")
+    ]
 
 
 def _execution_ms(app, statements):
@@ -273,8 +316,22 @@ def _pgbench(database_url, statements, duration):
         for statement in statements:
             script.write(" ".join(statement.split()) + ";\n")
     try:
-        output = pgbench(["-n", "-M", "simple", "-c", "16", "-j", "2", "-T", str(duration),
-                          "-f", script.name, database_url])
+        output = pgbench(
+            [
+                "-n",
+                "-M",
+                "simple",
+                "-c",
+                "16",
+                "-j",
+                "2",
+                "-T",
+                str(duration),
+                "-f",
+                script.name,
+                database_url,
+            ]
+        )
     finally:
         os.unlink(script.name)
     return float(re.search(r"tps = ([\d.]+)", output).group(1))
@@ -348,15 +405,27 @@ def _chart(results, path):
     width = 0.8 / len(results["connections"])
     for index, connections in enumerate(results["connections"]):
         values = [results["types"][name]["wrk"][connections]["rps"] for name in names]
-        axis.bar([position + index * width for position in range(len(names))], values, width,
-                 label=f"{connections} connections")
-        axis.axhline(results["hello"][connections]["rps"], linestyle="--", linewidth=1,
-                     color=f"C{index}", label=f"hello app, {connections} connections")
-    axis.set_xticks([position + width / 2 for position in range(len(names))], names,
-                    rotation=20, ha="right")
+        axis.bar(
+            [position + index * width for position in range(len(names))],
+            values,
+            width,
+            label=f"{connections} connections",
+        )
+        axis.axhline(
+            results["hello"][connections]["rps"],
+            linestyle="--",
+            linewidth=1,
+            color=f"C{index}",
+            label=f"hello app, {connections} connections",
+        )
+    axis.set_xticks(
+        [position + width / 2 for position in range(len(names))], names, rotation=20, ha="right"
+    )
     axis.set_ylabel("requests per second")
-    axis.set_title(f"GET /v1.1/images/detail at {results['count']:,} images "
-                   f"({results['machine']['cpus']} CPUs)")
+    axis.set_title(
+        f"GET /v1.1/images/detail at {results['count']:,} images "
+        f"({results['machine']['cpus']} CPUs)"
+    )
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

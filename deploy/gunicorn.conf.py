@@ -5,6 +5,8 @@ HOST, PORT and WEB_CONCURRENCY override the bind address and worker count.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
 # gunicorn's guide: about two workers per core, plus one.
@@ -12,9 +14,33 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 worker_class = "sync"
 # Behind nginx, which buffers slow clients; a request that takes longer is stuck.
 timeout = 30
+# SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
 keepalive = 5
+# The same limits as deploy/nginx.conf: a longer request line or header is a 400.
+limit_request_line = 8190
+limit_request_field_size = 8190
+limit_request_fields = 100
 # gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl, which two
 # instances on one machine would fight over; the service does not use it.
 control_socket_disable = True
-accesslog = "-"
+# The app writes its own JSON access log line per request (app/observability.py).
+accesslog = None
+
+# Prometheus multiprocess mode: each worker writes its samples under this
+# folder and /metrics adds them up. One folder per gunicorn instance, emptied
+# at start so a dead instance's counts do not linger.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-catalogue-metrics-")
+
+
+def on_starting(server):
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

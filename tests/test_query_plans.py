@@ -1,4 +1,5 @@
 """Every listing query shape can be answered from an index (small catalogue, planner nudged)."""
+
 import datetime as dt
 
 import pytest

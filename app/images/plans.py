@@ -4,6 +4,7 @@ A plan fails when it reads the whole images table (a Seq Scan on images),
 sorts most of it (a Sort fed half the table's rows or more), or, when a limit
 is given, runs longer than that many milliseconds.
 """
+
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
@@ -33,15 +34,22 @@ def check_plans(session, *, max_ms=None):
         _callers(samples), _filters(samples), SORT_KEYS, SORT_DIRS, (False, True)
     )
     for (who, caller, is_public), (what, filters), sort_key, sort_dir, with_marker in combinations:
-        query = {"sort_key": sort_key, "sort_dir": sort_dir, "limit": PAGE,
-                 "is_public": is_public, "properties": {}, **filters}
+        query = {
+            "sort_key": sort_key,
+            "sort_dir": sort_dir,
+            "limit": PAGE,
+            "is_public": is_public,
+            "properties": {},
+            **filters,
+        }
         if with_marker:
             page = repository.list_images(session, caller, query)
             if not page:
                 continue
             query["marker"] = page[-1]["id"]
-        report = PlanReport(f"{who}, {what}, {sort_key} {sort_dir}"
-                            + (", after a marker" if with_marker else ""))
+        report = PlanReport(
+            f"{who}, {what}, {sort_key} {sort_dir}" + (", after a marker" if with_marker else "")
+        )
         for plan in _explained(session, caller, query):
             report.execution_ms += plan["Execution Time"]
             report.problems += _problems(plan["Plan"], max(table_rows, 1))
@@ -56,12 +64,17 @@ def _samples(session):
     def first(sql):
         return session.execute(sa.text(sql)).first()
 
-    name = first("SELECT name FROM images WHERE name IS NOT NULL"
-                 " GROUP BY name ORDER BY count(*) DESC, name LIMIT 1")
-    prop = first("SELECT name, value FROM image_properties"
-                 " GROUP BY name, value ORDER BY count(*) DESC, name LIMIT 1")
-    project = first("SELECT member FROM image_members GROUP BY member"
-                    " ORDER BY count(*) DESC, member LIMIT 1")
+    name = first(
+        "SELECT name FROM images WHERE name IS NOT NULL"
+        " GROUP BY name ORDER BY count(*) DESC, name LIMIT 1"
+    )
+    prop = first(
+        "SELECT name, value FROM image_properties"
+        " GROUP BY name, value ORDER BY count(*) DESC, name LIMIT 1"
+    )
+    project = first(
+        "SELECT member FROM image_members GROUP BY member ORDER BY count(*) DESC, member LIMIT 1"
+    )
     newest = session.scalar(sa.text("SELECT max(updated_at) FROM images"))
     return {
         "name": name[0] if name else "none",
@@ -121,8 +134,9 @@ def _problems(node, table_rows):
     if node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "images":
         problems.append("reads the whole images table (Seq Scan)")
     if node["Node Type"] in ("Sort", "Incremental Sort"):
-        sorted_rows = sum(child["Actual Rows"] * child["Actual Loops"]
-                          for child in node.get("Plans", []))
+        sorted_rows = sum(
+            child["Actual Rows"] * child["Actual Loops"] for child in node.get("Plans", [])
+        )
         if sorted_rows >= table_rows / 2:
             problems.append(f"sorts {sorted_rows:.0f} of {table_rows:.0f} rows")
     for child in node.get("Plans", []):

@@ -5,8 +5,8 @@ built into a statement once, with bound parameters for every value; a request
 only fills in the values. Building SQLAlchemy statements per request cost as
 much time as PostgreSQL took to run them.
 """
+
 import functools
-import operator
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -19,8 +19,8 @@ properties = ImageProperty.__table__
 
 MATCH_FILTERS = ("name", "status", "container_format", "disk_format")
 EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
-RANGE_FILTERS = {"size_min": operator.ge, "size_max": operator.le}
-FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, *RANGE_FILTERS, "changes_since")
+FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, "size_min", "size_max", "changes_since")
+SORTED = sort_expressions(images.c)
 EMPTY_OBJECT = sa.literal_column("'{}'::json")
 
 
@@ -158,17 +158,26 @@ def _visible_condition(visibility):
 
 
 def _filter_conditions(shape):
+    # Written on the sort expressions (NULL as lowest), so each sort key's
+    # index serves its own filter too; IS NOT NULL and a lower bound of 0
+    # keep NULLs out, as the plain comparisons would.
     conditions = []
-    for name in shape.filters:
-        if name in MATCH_FILTERS:
-            conditions.append(images.c[name].in_(sa.bindparam(name, expanding=True)))
-        elif name in EQUALITY_FILTERS:
+    for name in MATCH_FILTERS:
+        if name in shape.filters:
+            conditions.append(SORTED[name].in_(sa.bindparam(name, expanding=True)))
+            conditions.append(images.c[name].is_not(None))
+    for name in EQUALITY_FILTERS:
+        if name in shape.filters:
             conditions.append(images.c[name] == sa.bindparam(name))
-        elif name in RANGE_FILTERS:
-            conditions.append(RANGE_FILTERS[name](images.c.size, sa.bindparam(name)))
+    if "size_min" in shape.filters:
+        conditions.append(SORTED["size"] >= sa.bindparam("size_min"))
+    elif "size_max" in shape.filters:
+        conditions.append(SORTED["size"] >= 0)
+    if "size_max" in shape.filters:
+        conditions.append(SORTED["size"] <= sa.bindparam("size_max"))
     if "changes_since" in shape.filters:
         # Deleted and killed images stay in: that is how clients learn of them.
-        conditions.append(images.c.updated_at > sa.bindparam("changes_since"))
+        conditions.append(SORTED["updated_at"] > sa.bindparam("changes_since"))
     else:
         conditions += [images.c.deleted.is_(False), images.c.status != "killed"]
     for number in range(shape.property_filters):

@@ -1,0 +1,115 @@
+"""JSON logs carrying the request id, and Prometheus metrics at /metrics.
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) so
+that /metrics adds up every worker's samples; without it, one process's own.
+"""
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+
+from flask import Blueprint, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from app import request_id
+from app.extensions import db
+
+bp = Blueprint("observability", __name__)
+
+REQUESTS = Counter(
+    "image_catalogue_requests_total", "HTTP requests answered.", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "image_catalogue_request_duration_seconds",
+    "Time from request to response, by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DB_ERRORS = Counter("image_catalogue_db_errors_total", "Requests failed by the database.", ["kind"])
+DB_POOL = Gauge(
+    "image_catalogue_db_pool_connections",
+    "Connections in this worker's pool, by state.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    def format(self, record):
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def init_app(app):
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    app.logger.handlers = [handler]
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+    app.logger.propagate = False
+    app.before_request(_start_timer)
+    app.after_request(_record)
+    app.register_blueprint(bp)
+
+
+def log_fields(**fields):
+    """Extra JSON fields for one log call, with this request's id."""
+    return {"fields": {"request_id": request_id.current(), **fields}}
+
+
+def _start_timer():
+    g.started = time.perf_counter()
+
+
+def _record(response):
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    REQUESTS.labels(route, request.method, response.status_code).inc()
+    LATENCY.labels(route).observe(elapsed)
+    pool = db.engine.pool
+    DB_POOL.labels("checked_out").set(pool.checkedout())
+    DB_POOL.labels("idle").set(pool.checkedin())
+    current_app.logger.info(
+        "request",
+        extra=log_fields(
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode("latin-1")[:1000],
+            status=response.status_code,
+            duration_ms=round(elapsed * 1000, 2),
+            remote_addr=request.remote_addr,
+        ),
+    )
+    return response
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics, summed over gunicorn workers in multiprocess mode."""
+    registry = None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(
+        generate_latest(registry) if registry else generate_latest(),
+        content_type=CONTENT_TYPE_LATEST,
+    )
