@@ -1,11 +1,12 @@
-# `make run` serves the demo catalogue; `make test` runs the whole suite.
-# Both need only Python 3.11+: everything else installs into .venv.
+# `make run` serves the demo catalogue; `make test` runs the test suite;
+# `make drills` runs the slow fault, restart and fuzz drills (installs nginx).
+# All need only Python 3.11+: everything else installs into .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test drills lint bench clean
 
 install: $(INSTALLED)
 
@@ -18,7 +19,11 @@ run: install
 	$(BIN)/python -m app.localserver
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not drill"
+
+drills: install
+	command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	$(BIN)/python -m pytest -m drill
 
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

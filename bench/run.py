@@ -212,7 +212,8 @@ def _served(environment, wsgi_target, port):
     prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
     (prefix / "tmp").mkdir()
     config = (ROOT / "deploy" / "nginx.conf").read_text()
-    config = config.replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{port};")
+    config = re.sub(r"server 127\.0\.0\.1:8080 ", f"server 127.0.0.1:{port} ", config)
+    config = re.sub(r"\n\s*server 127\.0\.0\.1:8081 .*;", "", config)
     config = config.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{NGINX_PORT};")
     (prefix / "nginx.conf").write_text(config)
     nginx = subprocess.Popen(

@@ -2,18 +2,13 @@ import datetime as dt
 import itertools
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import flask_migrate
 import psycopg2
 import pytest
-import requests
 import sqlalchemy as sa
 
 from app import create_app, embedded_postgres
@@ -21,9 +16,9 @@ from app.config import Config
 from app.extensions import db
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
+from servers import free_port, start_gunicorn, stop, wait_until_healthy
 
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -164,50 +159,11 @@ def list_images(client, make_token):
 @pytest.fixture(scope="session")
 def live_server(app, database_url):
     """The service under gunicorn with the shipped config, on a free loopback port."""
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "deploy" / "gunicorn.conf.py"),
-            "--access-logfile",
-            "/dev/null",
-            "wsgi:app",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )
+    port = free_port()
+    server = start_gunicorn(database_url, port)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(base_url, server)
+        wait_until_healthy(base_url, server)
         yield base_url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_healthy(base_url, server, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        try:
-            if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer on {base_url} within {timeout} s")
+        stop(server)

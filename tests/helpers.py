@@ -1,3 +1,8 @@
+import sqlalchemy as sa
+
+from app.extensions import db
+
+
 def image_ids(response):
     assert response.status_code == 200, response.get_data(as_text=True)
     return [image["id"] for image in response.get_json()["images"]]
@@ -8,3 +13,14 @@ def error_message(response, status):
     body = response.get_json()
     assert body["error"]["code"] == status
     return body["error"]["message"]
+
+
+def fingerprint(app):
+    """A digest of every stored image, property and membership: equal digests, unchanged data."""
+    with app.app_context():
+        return tuple(
+            db.session.scalar(
+                sa.text(f"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t")
+            )
+            for table in ("images", "image_properties", "image_members")
+        )

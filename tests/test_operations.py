@@ -1,0 +1,118 @@
+import io
+import json
+import logging
+import re
+
+import pytest
+
+from app.observability import JsonFormatter
+from helpers import error_message
+
+DETAIL = "/v1.1/images/detail"
+
+
+def _sample(client, metric, **labels):
+    text = client.get("/metrics").get_data(as_text=True)
+    label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    found = re.search(rf"^{metric}\{{{re.escape(label_text)}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_requests_by_route_and_status(client, make_token):
+    token = make_token()
+    client.get(DETAIL, headers={"X-Auth-Token": token})
+    client.get(DETAIL)
+    requests_total = "image_catalogue_requests_total"
+    assert _sample(client, requests_total, method="GET", route=DETAIL, status="200") >= 1
+    assert _sample(client, requests_total, method="GET", route=DETAIL, status="401") >= 1
+    latency = "image_catalogue_request_duration_seconds_count"
+    assert _sample(client, latency, route=DETAIL) >= 2
+    pool = "image_catalogue_db_pool_connections"
+    assert _sample(client, pool, state="checked_out") + _sample(client, pool, state="idle") >= 1
+
+
+def test_database_errors_are_counted(make_app):
+    app = make_app(
+        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
+    )
+    client = app.test_client()
+    before = _sample(client, "image_catalogue_db_errors_total", kind="unavailable")
+    client.get("/readyz")
+    assert _sample(client, "image_catalogue_db_errors_total", kind="unavailable") == before + 1
+
+
+@pytest.fixture
+def log_lines(app):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    app.logger.addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    app.logger.removeHandler(handler)
+
+
+def test_access_log_is_json_with_the_request_id(client, make_token, log_lines):
+    response = client.get(f"{DETAIL}?limit=3", headers={"X-Auth-Token": make_token()})
+    (entry,) = [line for line in log_lines() if line["message"] == "request"]
+    assert entry["request_id"] == response.headers["X-Openstack-Request-Id"]
+    assert entry["status"] == 200 and entry["path"] == DETAIL and entry["query"] == "limit=3"
+    assert entry["duration_ms"] >= 0
+    assert "X-Auth-Token" not in json.dumps(entry)
+
+
+def test_error_log_carries_request_id_and_traceback(make_app):
+    app = make_app()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    app.logger.addHandler(handler)
+
+    @app.get("/explode")
+    def explode():
+        raise RuntimeError("boom")
+
+    response = app.test_client().get("/explode")
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (error,) = [entry for entry in entries if entry["message"] == "unexpected error"]
+    assert error["request_id"] == response.headers["X-Openstack-Request-Id"]
+    assert "RuntimeError: boom" in error["exception"]
+
+
+def test_long_query_string_is_414(client, make_token):
+    response = client.get(f"{DETAIL}?name={'x' * 5000}", headers={"X-Auth-Token": make_token()})
+    assert "4096" in error_message(response, 414)
+
+
+def test_oversized_headers_are_431(client, make_token):
+    headers = {"X-Auth-Token": make_token(), "X-Padding": "x" * 9000}
+    assert error_message(client.get(DETAIL, headers=headers), 431)
+
+
+def test_tokens_revoke_by_token_and_by_project(app, make_app, make_token):
+    client = make_app(TOKEN_CACHE_SECONDS=0).test_client()
+    runner = app.test_cli_runner()
+    first, second, other = make_token("p1"), make_token("p1"), make_token("p2")
+    result = runner.invoke(args=["tokens", "revoke", first])
+    assert result.output.strip() == "1"
+    error_message(client.get(DETAIL, headers={"X-Auth-Token": first}), 401)
+    assert client.get(DETAIL, headers={"X-Auth-Token": second}).status_code == 200
+    assert runner.invoke(args=["tokens", "revoke", "--project", "p1"]).output.strip() == "1"
+    error_message(client.get(DETAIL, headers={"X-Auth-Token": second}), 401)
+    assert client.get(DETAIL, headers={"X-Auth-Token": other}).status_code == 200
+    assert runner.invoke(args=["tokens", "revoke"]).exit_code == 2
+
+
+def test_openapi_document_describes_the_listing(client):
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    operation = document["paths"]["/v1.1/images/detail"]["get"]
+    names = {parameter["name"] for parameter in operation["parameters"]}
+    assert {"name", "size_min", "changes-since", "sort_key", "marker", "limit"} <= names
+    image = document["components"]["schemas"]["ImageDetail"]["properties"]
+    assert len(image) == 18
+    assert set(document["paths"]) == {
+        "/v1.1/images/detail",
+        "/v1/images/detail",
+        "/v1.1/images",
+        "/v1/images",
+    }
