@@ -78,6 +78,7 @@ def _configure_database(app):
     statement_timeout = app.config["DB_STATEMENT_TIMEOUT_MS"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         "pool_size": app.config["DB_POOL_SIZE"],
+        "max_overflow": app.config["DB_MAX_OVERFLOW"],
         "pool_pre_ping": True,
         "connect_args": {
             "connect_timeout": app.config["DB_CONNECT_TIMEOUT"],

@@ -17,7 +17,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or None
     EMBEDDED_PGDATA = os.environ.get("EMBEDDED_PGDATA") or "/var/tmp/image-catalogue/pgdata"
 
-    DB_POOL_SIZE = _int("DB_POOL_SIZE", 4)
+    # A sync gunicorn worker serves one request at a time: one pooled
+    # connection each, plus overflow for anything else the process runs.
+    DB_POOL_SIZE = _int("DB_POOL_SIZE", 1)
+    DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 4)
     DB_CONNECT_TIMEOUT = _int("DB_CONNECT_TIMEOUT", 2)
     DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", 5000)
 

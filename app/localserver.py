@@ -7,9 +7,7 @@ PostgreSQL starts with this process and stops when it ends (Ctrl-C or SIGTERM).
 import ctypes
 import os
 import signal
-import subprocess
 import sys
-from pathlib import Path
 
 import flask_migrate
 
@@ -17,8 +15,8 @@ from app import create_app
 from app.extensions import db
 from app.images import catalogue
 from app.tokens import issue_token
+from deploy.stack import ROOT, start_gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOGUE = ROOT / "deploy" / "demo-images.jsonl"
 DEMO_PROJECT = "demo-project"
 
@@ -39,18 +37,8 @@ def main():
 
 
 def _serve(database_url, token):
-    gunicorn = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "deploy" / "gunicorn.conf.py"),
-            "wsgi:app",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        preexec_fn=_stop_when_parent_dies,
+    gunicorn = start_gunicorn(
+        environment={"DATABASE_URL": database_url}, preexec_fn=_stop_when_parent_dies
     )
     signal.signal(signal.SIGTERM, lambda signum, frame: gunicorn.terminate())
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")

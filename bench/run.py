@@ -16,12 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
-import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from app import create_app, embedded_postgres  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.extensions import db  # noqa: E402
+from deploy.stack import Nginx, start_gunicorn, stop, wait_until_answering  # noqa: E402
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
 APP_PORT, HELLO_PORT, NGINX_PORT = 18080, 18081, 18000
@@ -71,14 +70,49 @@ def main():
         if options.soak:
             print(f"soak: {options.soak} s of the no-filter request", file=sys.stderr)
             path, token = requests_by_type["no filter"]
-            results["soak"] = _wrk(path, token, max(options.connections), options.soak)
+            rss_at_start = _rss(workers)
+            soak = _wrk(path, token, max(options.connections), options.soak)
+            results["soak"] = {
+                **soak,
+                "seconds": options.soak,
+                "rss_mb_at_start": rss_at_start,
+                "rss_mb_at_end": _rss(workers),
+            }
         results["worker_rss_mb"] = {"before": rss_before, "after": _rss(workers)}
     for name, (path, token) in requests_by_type.items():
         print(f"pgbench and EXPLAIN: {name}", file=sys.stderr)
         statements = _captured_sql(app, path, token)
         results["types"][name]["db_execution_ms"] = _execution_ms(app, statements)
         results["types"][name]["pgbench_tps"] = _pgbench(database_url, statements, options.duration)
+    print("check-plans: EXPLAIN ANALYZE of every query shape", file=sys.stderr)
+    results["plans"] = _check_plans(environment)
     _write_results(results)
+
+
+def _check_plans(environment):
+    """Run `images check-plans --max-ms 5`; keep its report, return its summary line."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "images",
+            "check-plans",
+            "--max-ms",
+            "5",
+            "--show",
+            "20",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "plans.txt").write_text(result.stdout)
+    return {"passed": result.returncode == 0, "summary": result.stdout.strip().splitlines()[-1]}
 
 
 def _parse_arguments():
@@ -195,53 +229,14 @@ def _deep_marker(app, token):
 @contextmanager
 def _served(environment, wsgi_target, port):
     """gunicorn (shipped config) on `port`, behind nginx (shipped config) on NGINX_PORT."""
-    gunicorn = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "deploy" / "gunicorn.conf.py"),
-            "--access-logfile",
-            "/dev/null",
-            wsgi_target,
-        ],
-        cwd=ROOT,
-        env={**environment, "PORT": str(port)},
-    )
-    prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
-    (prefix / "tmp").mkdir()
-    config = (ROOT / "deploy" / "nginx.conf").read_text()
-    config = re.sub(r"server 127\.0\.0\.1:8080 ", f"server 127.0.0.1:{port} ", config)
-    config = re.sub(r"\n\s*server 127\.0\.0\.1:8081 .*;", "", config)
-    config = config.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{NGINX_PORT};")
-    (prefix / "nginx.conf").write_text(config)
-    nginx = subprocess.Popen(
-        ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
-    )
+    gunicorn = start_gunicorn(wsgi_target, {**environment, "PORT": str(port)})
+    nginx = Nginx([port], NGINX_PORT)
     try:
-        _wait_for(f"http://127.0.0.1:{NGINX_PORT}/", gunicorn)
+        wait_until_answering(f"http://127.0.0.1:{NGINX_PORT}/", gunicorn)
         yield psutil.Process(gunicorn.pid)
     finally:
-        nginx.terminate()
-        gunicorn.terminate()
-        nginx.wait(timeout=30)
-        gunicorn.wait(timeout=60)
-        shutil.rmtree(prefix, ignore_errors=True)
-
-
-def _wait_for(url, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
+        nginx.stop()
+        stop(gunicorn)
 
 
 def _rss(gunicorn_master):
@@ -390,8 +385,19 @@ def _markdown(results):
         )
     rss = results["worker_rss_mb"]
     lines += ["", f"Worker RSS (MB) before the app runs: {rss['before']}; after: {rss['after']}."]
+    plans = results["plans"]
+    lines += [
+        "",
+        f"Plan check (`images check-plans --max-ms 5`, full report in plans.txt): "
+        f"{'passed' if plans['passed'] else 'FAILED'}; {plans['summary']}.",
+    ]
     if "soak" in results:
-        lines.append(f"Soak: {results['soak']}.")
+        soak = results["soak"]
+        lines.append(
+            f"Soak: {soak['seconds']} s of the no-filter request at {high} connections, "
+            f"{soak['rps']:.0f} req/s, {soak['errors']} errors; worker RSS (MB) "
+            f"{soak['rss_mb_at_start']} at its start, {soak['rss_mb_at_end']} at its end."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from app.config import Config
 from app.extensions import db
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
-from servers import free_port, start_gunicorn, stop, wait_until_healthy
+from servers import free_port, start_service, stop, wait_until_healthy
 
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -160,7 +160,7 @@ def list_images(client, make_token):
 def live_server(app, database_url):
     """The service under gunicorn with the shipped config, on a free loopback port."""
     port = free_port()
-    server = start_gunicorn(database_url, port)
+    server = start_service(database_url, port)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, server)

@@ -15,27 +15,26 @@ def test_unknown_token_is_401(client, make_token):
     error_message(client.get(DETAIL, headers={"X-Auth-Token": "made-up"}), 401)
 
 
-def test_expired_token_is_401(client, app, make_token):
+def _run_sql(app, statement):
     from app.extensions import db
 
-    token = make_token()
     with app.app_context():
-        db.session.execute(
-            db.text("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
-        )
+        db.session.execute(db.text(statement))
         db.session.commit()
+
+
+EXPIRE_ALL = "UPDATE api_tokens SET expires_at = now() - interval '1 second'"
+
+
+def test_expired_token_is_401(client, app, make_token):
+    token = make_token()
+    _run_sql(app, EXPIRE_ALL)
     error_message(client.get(DETAIL, headers={"X-Auth-Token": token}), 401)
 
 
 def test_unknown_and_expired_tokens_get_the_same_answer(client, app, make_token):
-    from app.extensions import db
-
     expired = make_token()
-    with app.app_context():
-        db.session.execute(
-            db.text("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
-        )
-        db.session.commit()
+    _run_sql(app, EXPIRE_ALL)
     first = client.get(DETAIL, headers={"X-Auth-Token": expired})
     second = client.get(DETAIL, headers={"X-Auth-Token": "never-issued"})
     assert first.get_json() == second.get_json()
@@ -63,14 +62,6 @@ def test_health_and_versions_need_no_token(client):
     assert client.get("/versions").status_code == 300
 
 
-def _delete_tokens(app):
-    from app.extensions import db
-
-    with app.app_context():
-        db.session.execute(db.text("DELETE FROM api_tokens"))
-        db.session.commit()
-
-
 def test_cached_token_works_until_the_cache_time_then_revocation_shows(make_app, make_token):
     cached = make_app(TOKEN_CACHE_SECONDS=3600).test_client()
     uncached = make_app(TOKEN_CACHE_SECONDS=0).test_client()
@@ -78,7 +69,7 @@ def test_cached_token_works_until_the_cache_time_then_revocation_shows(make_app,
     headers = {"X-Auth-Token": token}
     assert cached.get(DETAIL, headers=headers).status_code == 200
     assert uncached.get(DETAIL, headers=headers).status_code == 200
-    _delete_tokens(cached.application)
+    _run_sql(cached.application, "DELETE FROM api_tokens")
     assert cached.get(DETAIL, headers=headers).status_code == 200
     error_message(uncached.get(DETAIL, headers=headers), 401)
 

@@ -22,8 +22,9 @@ from app.config import Config
 from app.extensions import db
 from app.images.synthetic import generate_records
 from app.tokens import issue_token
+from deploy.stack import ROOT
 from helpers import fingerprint
-from servers import ROOT, Nginx, free_port, start_gunicorn, stop, wait_until_healthy
+from servers import Nginx, free_port, start_service, stop, wait_until_healthy
 
 pytestmark = pytest.mark.drill
 DETAIL = "/v1.1/images/detail"
@@ -79,7 +80,7 @@ def _prepared_app(database_url):
 def test_database_outage_gives_quick_503s_then_200s_again(private_postgres):
     _, token = _prepared_app(private_postgres.get_uri())
     port = free_port()
-    gunicorn = start_gunicorn(private_postgres.get_uri(), port, TOKEN_CACHE_SECONDS="0")
+    gunicorn = start_service(private_postgres.get_uri(), port, TOKEN_CACHE_SECONDS="0")
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", gunicorn)
         client = SteadyClient(f"http://127.0.0.1:{port}{DETAIL}", token)
@@ -116,7 +117,7 @@ def _stop_postgres(server):
 def test_reload_and_rolling_restart_behind_nginx_lose_no_request(app, database_url, make_token):
     token = make_token()
     ports = [free_port(), free_port()]
-    instances = [start_gunicorn(database_url, port) for port in ports]
+    instances = [start_service(database_url, port) for port in ports]
     listen = free_port()
     nginx = Nginx(ports, listen)
     try:
@@ -130,7 +131,7 @@ def test_reload_and_rolling_restart_behind_nginx_lose_no_request(app, database_u
         time.sleep(2)
         for index, port in enumerate(ports):  # rolling restart, one instance at a time
             stop(instances[index])
-            instances[index] = start_gunicorn(database_url, port)
+            instances[index] = start_service(database_url, port)
             wait_until_healthy(f"http://127.0.0.1:{port}", instances[index])
             time.sleep(1)
         outcomes = client.finish()

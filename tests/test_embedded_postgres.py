@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 
 from app import embedded_postgres
-from servers import ROOT
+from deploy.stack import ROOT
 
 OWNER = """
 import sys, time

@@ -3,19 +3,10 @@ import random
 
 import pytest
 
+from app.images.schemas import SORT_KEYS
 from conftest import BASE_TIME
 from helpers import error_message, image_ids
 
-SORT_KEYS = [
-    "name",
-    "status",
-    "container_format",
-    "disk_format",
-    "size",
-    "id",
-    "created_at",
-    "updated_at",
-]
 LOWEST = {
     "name": "",
     "container_format": "",
