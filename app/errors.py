@@ -1,7 +1,7 @@
 """Every error is JSON: {"error": {"code", "title", "message"}}."""
 
 from flask import current_app, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from app.extensions import db
@@ -12,7 +12,7 @@ RETRY_AFTER_SECONDS = 1
 
 def init_app(app):
     app.register_error_handler(HTTPException, error_response)
-    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -25,8 +25,17 @@ def error_response(error):
     return response
 
 
+def _database_error(error):
+    # Refused, lost (InterfaceError: the connection was already closed) or
+    # timed-out connections, and statements cancelled by statement_timeout,
+    # are the database being unavailable; anything else is a bug.
+    unavailable = isinstance(error, (OperationalError, InterfaceError))
+    if unavailable or error.connection_invalidated:
+        return _database_unavailable(error)
+    return _unexpected_error(error)
+
+
 def _database_unavailable(error):
-    # Connection refused, timed out, or cancelled by statement_timeout.
     DB_ERRORS.labels("unavailable").inc()
     current_app.logger.warning("database unavailable: %s", error.orig, extra=log_fields())
     _rollback()
@@ -48,5 +57,5 @@ def _unexpected_error(error):
 def _rollback():
     try:
         db.session.rollback()
-    except DBAPIError:
+    except SQLAlchemyError:
         current_app.logger.warning("rollback failed after a database error", extra=log_fields())

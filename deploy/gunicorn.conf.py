@@ -17,7 +17,8 @@ timeout = 30
 # SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
 keepalive = 5
-# The same limits as deploy/nginx.conf: a longer request line or header is a 400.
+# Close to deploy/nginx.conf's limits: a longer request line is a 414, a
+# longer header field a 400.
 limit_request_line = 8190
 limit_request_field_size = 8190
 limit_request_fields = 100
@@ -30,7 +31,8 @@ accesslog = None
 # Prometheus multiprocess mode: each worker writes its samples under this
 # folder and /metrics adds them up. One folder per gunicorn instance, emptied
 # at start so a dead instance's counts do not linger.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+_temporary_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _temporary_metrics_dir:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-catalogue-metrics-")
 
 
@@ -38,6 +40,11 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir)
+
+
+def on_exit(server):
+    if _temporary_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -197,6 +197,35 @@ def test_schemathesis_finds_no_server_error(live_server, make_token, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,  # its cache folder (.schemathesis) stays out of the work tree
     )
     assert result.returncode == 0, result.stdout[-4000:]
     print(result.stdout[-1500:])
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="nginx is not installed (make drills installs it)"
+)
+def test_oversized_requests_are_refused_by_nginx_gunicorn_and_the_app(live_server, make_token):
+    token = make_token()
+    port = int(live_server.rsplit(":", 1)[1])
+    listen = free_port()
+    nginx = Nginx([port], listen)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{listen}", nginx.process)
+        through_nginx = f"http://127.0.0.1:{listen}{DETAIL}"
+        long_url = requests.get(f"{through_nginx}?name={'x' * 20_000}", timeout=10)
+        big_header = requests.get(
+            through_nginx, timeout=10, headers={"X-Auth-Token": token, "X-Big": "x" * 20_000}
+        )
+    finally:
+        nginx.stop()
+    assert long_url.status_code == 414
+    assert big_header.status_code in (400, 431)
+    # gunicorn's own limit on the request line (8190 bytes), straight to it:
+    assert requests.get(f"{live_server}{DETAIL}?name={'x' * 9000}", timeout=10).status_code == 414
+    # and the app's, below those (4096-byte query string, 8192 bytes of headers):
+    response = requests.get(
+        f"{live_server}{DETAIL}?name={'x' * 5000}", timeout=10, headers={"X-Auth-Token": token}
+    )
+    assert response.status_code == 414 and response.json()["error"]["code"] == 414

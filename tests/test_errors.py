@@ -55,3 +55,20 @@ def test_statement_timeout_is_503(make_app, app):
         return {}
 
     error_message(slow_app.test_client().get("/slow"), 503)
+
+
+def test_connection_lost_after_the_response_is_built_keeps_the_response(make_app, database_url):
+    import psycopg2
+
+    app = make_app()
+
+    @app.get("/lose-connection")
+    def lose_connection():
+        backend = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with psycopg2.connect(database_url) as killer:
+            killer.cursor().execute("SELECT pg_terminate_backend(%s)", (backend,))
+        killer.close()
+        return {"kept": True}
+
+    response = app.test_client().get("/lose-connection")
+    assert response.status_code == 200 and response.get_json() == {"kept": True}

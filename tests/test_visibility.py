@@ -135,3 +135,15 @@ def test_non_admin_sees_exactly_what_it_may(
     found = image_ids(list_images(query, token=make_token(project=project, roles=(role,))))
     assert len(found) == len(set(found))
     assert set(found) == expected
+
+
+def test_errors_reveal_nothing_about_other_projects_images(list_images, make_image, make_token):
+    secret = make_image(name="secret-plan", is_public=False, owner="p1")
+    unknown = "00000000-0000-4000-8000-000000000000"
+    token = make_token(project="p0")
+    hidden = list_images(f"marker={secret}", token=token)
+    missing = list_images(f"marker={unknown}", token=token)
+    assert error_message(hidden, 400).replace(secret, "ID") == error_message(missing, 400).replace(
+        unknown, "ID"
+    )
+    assert "secret-plan" not in hidden.get_data(as_text=True)

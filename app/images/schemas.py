@@ -69,10 +69,10 @@ class Timestamp(fields.Field):
             raise ValidationError("Unrecognized changes-since value") from None
 
 
-def _non_negative(maximum=BIGINT_MAX):
+def _non_negative():
     return fields.Integer(
         strict=False,
-        validate=validate.Range(min=0, max=maximum, error="must be an integer from 0 to {max}"),
+        validate=validate.Range(min=0, max=BIGINT_MAX, error="must be an integer from 0 to {max}"),
         error_messages={"invalid": "must be an integer"},
     )
 
