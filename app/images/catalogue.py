@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from app.images.schemas import BIGINT_MAX
 from app.images.timestamps import parse_iso8601
 from app.models import Image
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")
 IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
-BIGINT_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
 ERRORS_SHOWN = 20
 
@@ -242,7 +242,8 @@ def _upsert(cursor):
         "DELETE FROM image_properties WHERE image_id IN (SELECT id FROM import_images);"
         "DELETE FROM image_members WHERE image_id IN (SELECT id FROM import_images);"
         # In created_at order, most index insertions land next to the previous
-        # one: ten of the eleven indexes lead with or follow created_at.
+        # one: every images index but the id and owner ones has created_at
+        # first or right after a low-cardinality sort key.
         f"INSERT INTO images ({columns}) SELECT {columns} FROM import_images"
         f" ORDER BY created_at, id ON CONFLICT (id) DO UPDATE SET {updates};"
         "INSERT INTO image_properties SELECT * FROM import_properties ORDER BY image_id;"

@@ -165,7 +165,8 @@ def _filter_conditions(shape):
     for name in MATCH_FILTERS:
         if name in shape.filters:
             conditions.append(SORTED[name].in_(sa.bindparam(name, expanding=True)))
-            conditions.append(images.c[name].is_not(None))
+            if SORTED[name] is not images.c[name]:
+                conditions.append(images.c[name].is_not(None))
     for name in EQUALITY_FILTERS:
         if name in shape.filters:
             conditions.append(images.c[name] == sa.bindparam(name))

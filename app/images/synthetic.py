@@ -71,7 +71,7 @@ def _record(rng, disk_format, container_format, status, project_ids, until):
     distro, versions = rng.choice(DISTROS)
     is_public = rng.random() < 0.12
     private_shared = not is_public and rng.random() < 0.1
-    record = {
+    return {
         "id": uuid.UUID(int=rng.getrandbits(128), version=4),
         "name": None
         if rng.random() < 0.01
@@ -98,7 +98,6 @@ def _record(rng, disk_format, container_format, status, project_ids, until):
         if private_shared
         else [],
     }
-    return record
 
 
 def _size(rng):
