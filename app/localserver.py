@@ -15,13 +15,19 @@ from app import create_app
 from app.extensions import db
 from app.images import catalogue
 from app.tokens import issue_token
-from deploy.stack import ROOT, start_gunicorn
+from deploy.stack import ROOT, ProcessFailed, answers, start_gunicorn, wait_until_answering
 
 DEMO_CATALOGUE = ROOT / "deploy" / "demo-images.jsonl"
 DEMO_PROJECT = "demo-project"
 
 
 def main():
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
+    base_url = f"http://{host}:{port}"
+    if answers(base_url):
+        sys.exit(
+            f"Something already answers on {base_url}/ (another make run?); stop it or set PORT."
+        )
     app = create_app()
     with app.app_context():
         flask_migrate.upgrade()
@@ -33,23 +39,30 @@ def main():
             db.session, project_id=DEMO_PROJECT, roles=["member"], ttl_seconds=86400
         )
         db.engine.dispose()
-    sys.exit(_serve(app.config["SQLALCHEMY_DATABASE_URI"], token))
+    sys.exit(_serve(app.config["SQLALCHEMY_DATABASE_URI"], base_url, token))
 
 
-def _serve(database_url, token):
-    gunicorn = start_gunicorn(
-        environment={"DATABASE_URL": database_url}, preexec_fn=_stop_when_parent_dies
-    )
+def _serve(database_url, base_url, token):
+    gunicorn = start_gunicorn({"DATABASE_URL": database_url}, preexec_fn=_stop_when_parent_dies)
     signal.signal(signal.SIGTERM, lambda signum, frame: gunicorn.terminate())
-    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
-    print(
-        f"\nThe image catalogue is starting on http://{host}:{port}/ (Ctrl-C stops it). Try:\n\n"
-        f"  curl -s -H 'X-Auth-Token: {token}' "
-        f"'http://{host}:{port}/v1.1/images/detail?disk_format=qcow2'\n",
-        flush=True,
-    )
+    example = f"{base_url}/v1.1/images/detail?disk_format=qcow2"
     try:
+        wait_until_answering(
+            example,
+            gunicorn,
+            accept=lambda response: response.status_code == 200,
+            headers={"X-Auth-Token": token},
+        )
+        print(
+            f"\nThe image catalogue is serving on {base_url}/ (Ctrl-C stops it). Try:\n\n"
+            f"  curl -s -H 'X-Auth-Token: {token}' '{example}'\n",
+            flush=True,
+        )
         return gunicorn.wait()
+    except ProcessFailed as error:
+        gunicorn.terminate()
+        gunicorn.wait()
+        return f"gunicorn did not start serving: {error}"
     except KeyboardInterrupt:
         # The terminal sent SIGINT to gunicorn as well; let it finish.
         return gunicorn.wait()

@@ -80,20 +80,25 @@ class TokenCache:
 
     Saves a database round trip per request. A cached token still stops
     working when it expires; a revoked one stops within `seconds`. Unknown
-    tokens are never cached, so guessing cannot fill the cache.
+    tokens are never cached, so guessing cannot fill the cache; past
+    `max_entries`, the oldest entry makes room.
     """
 
-    def __init__(self, seconds, max_entries=10_000):
+    def __init__(self, seconds, max_entries=10_000, clock=time.time):
         self.seconds = seconds
         self.max_entries = max_entries
+        self.clock = clock
         self._entries = {}
+
+    def __len__(self):
+        return len(self._entries)
 
     def get(self, digest):
         entry = self._entries.get(digest)
         if entry is None:
             return None
         caller, fresh_until = entry
-        if time.monotonic() >= fresh_until:
+        if self.clock() >= fresh_until:
             self._entries.pop(digest, None)
             return None
         return caller
@@ -101,10 +106,10 @@ class TokenCache:
     def put(self, digest, caller, expires_at):
         if not self.seconds:
             return
-        lifetime = self.seconds
+        fresh_until = self.clock() + self.seconds
         if expires_at is not None:
-            remaining = (expires_at - dt.datetime.now(dt.UTC)).total_seconds()
-            lifetime = min(lifetime, remaining)
+            fresh_until = min(fresh_until, expires_at.timestamp())
+        self._entries.pop(digest, None)
         if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[digest] = (caller, time.monotonic() + lifetime)
+            del self._entries[next(iter(self._entries))]
+        self._entries[digest] = (caller, fresh_until)

@@ -28,10 +28,9 @@ sys.path.insert(0, str(ROOT))
 from app import create_app, embedded_postgres  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.extensions import db  # noqa: E402
-from deploy.stack import Nginx, start_gunicorn, stop, wait_until_answering  # noqa: E402
+from deploy.stack import Gunicorn, Nginx  # noqa: E402
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
-APP_PORT, HELLO_PORT, NGINX_PORT = 18080, 18081, 18000
 RESULTS = ROOT / "bench" / "results"
 PAGE_SIZE = 25
 DEEP_PAGE = 200
@@ -54,24 +53,26 @@ def main():
         "types": {},
     }
 
-    with _served(environment, "bench.hello:app", HELLO_PORT):
+    with _served(environment, "bench.hello:app", "/hello") as (nginx, _):
         results["hello"] = {
-            connections: _wrk("/hello", None, connections, options.duration)
+            connections: _wrk(nginx, "/hello", None, connections, options.duration)
             for connections in options.connections
         }
-    with _served(environment, "wsgi:app", APP_PORT) as workers:
+    with _served(environment, "wsgi:app", "/healthz") as (nginx, workers):
         rss_before = _rss(workers)
         for name, (path, token) in requests_by_type.items():
             print(f"wrk: {name}", file=sys.stderr)
             results["types"][name] = {
                 "path": path,
-                "wrk": {c: _wrk(path, token, c, options.duration) for c in options.connections},
+                "wrk": {
+                    c: _wrk(nginx, path, token, c, options.duration) for c in options.connections
+                },
             }
         if options.soak:
             print(f"soak: {options.soak} s of the no-filter request", file=sys.stderr)
             path, token = requests_by_type["no filter"]
             rss_at_start = _rss(workers)
-            soak = _wrk(path, token, max(options.connections), options.soak)
+            soak = _wrk(nginx, path, token, max(options.connections), options.soak)
             results["soak"] = {
                 **soak,
                 "seconds": options.soak,
@@ -227,16 +228,22 @@ def _deep_marker(app, token):
 
 
 @contextmanager
-def _served(environment, wsgi_target, port):
-    """gunicorn (shipped config) on `port`, behind nginx (shipped config) on NGINX_PORT."""
-    gunicorn = start_gunicorn(wsgi_target, {**environment, "PORT": str(port)})
-    nginx = Nginx([port], NGINX_PORT)
+def _served(environment, wsgi_target, ready_path):
+    """gunicorn (shipped config) behind nginx (shipped config), each on a port the kernel picks.
+
+    Yields nginx and the gunicorn master's process, once `ready_path` answers through nginx.
+    """
+    gunicorn = Gunicorn(environment, wsgi_target=wsgi_target)
+    nginx = None
     try:
-        wait_until_answering(f"http://127.0.0.1:{NGINX_PORT}/", gunicorn)
-        yield psutil.Process(gunicorn.pid)
+        gunicorn.wait_until_serving(ready_path)
+        nginx = Nginx([gunicorn.port])
+        nginx.wait_until_serving(ready_path)
+        yield nginx, psutil.Process(gunicorn.process.pid)
     finally:
-        nginx.stop()
-        stop(gunicorn)
+        if nginx is not None:
+            nginx.stop()
+        gunicorn.stop()
 
 
 def _rss(gunicorn_master):
@@ -249,12 +256,12 @@ WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(path, token, connections, duration):
+def _wrk(nginx, path, token, connections, duration):
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
     if token:
         command += ["-H", f"X-Auth-Token: {token}"]
     output = subprocess.run(
-        [*command, f"http://127.0.0.1:{NGINX_PORT}{path}"],
+        [*command, f"{nginx.url}{path}"],
         check=True,
         capture_output=True,
         text=True,

@@ -16,7 +16,7 @@ from app.config import Config
 from app.extensions import db
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
-from servers import free_port, start_service, stop, wait_until_healthy
+from servers import start_service
 
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -158,12 +158,9 @@ def list_images(client, make_token):
 
 @pytest.fixture(scope="session")
 def live_server(app, database_url):
-    """The service under gunicorn with the shipped config, on a free loopback port."""
-    port = free_port()
-    server = start_service(database_url, port)
-    base_url = f"http://127.0.0.1:{port}"
+    """The service under gunicorn with the shipped config, on a loopback port."""
+    server = start_service(database_url)
     try:
-        wait_until_healthy(base_url, server)
-        yield base_url
+        yield server.url
     finally:
-        stop(server)
+        server.stop()

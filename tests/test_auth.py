@@ -1,5 +1,8 @@
+import time
+
 import pytest
 
+from app.tokens import Caller, TokenCache
 from helpers import error_message, image_ids
 
 DETAIL = "/v1.1/images/detail"
@@ -74,11 +77,29 @@ def test_cached_token_works_until_the_cache_time_then_revocation_shows(make_app,
     error_message(uncached.get(DETAIL, headers=headers), 401)
 
 
-def test_cached_token_still_stops_at_its_expiry(make_app, make_token):
-    import time
-
+def test_cached_token_still_stops_at_its_expiry(app, make_app, make_token):
     client = make_app(TOKEN_CACHE_SECONDS=3600).test_client()
-    headers = {"X-Auth-Token": make_token(ttl=1)}
+    now = [time.time()]
+    client.application.extensions["token_cache"].clock = lambda: now[0]
+    headers = {"X-Auth-Token": make_token(ttl=600)}
     assert client.get(DETAIL, headers=headers).status_code == 200
-    time.sleep(1.1)
+    _run_sql(app, EXPIRE_ALL)
+    assert client.get(DETAIL, headers=headers).status_code == 200  # answered from the cache
+    now[0] += 601  # the cache's clock passes the token's expiry
     error_message(client.get(DETAIL, headers=headers), 401)
+
+
+def test_token_cache_keeps_at_most_max_entries_dropping_the_oldest():
+    cache = TokenCache(seconds=60, max_entries=3)
+    for number in range(10):
+        cache.put(f"digest-{number}", Caller(f"p{number}", frozenset({"member"})), None)
+    assert len(cache) == 3
+    assert cache.get("digest-0") is None
+    assert [cache.get(f"digest-{number}").project_id for number in (7, 8, 9)] == ["p7", "p8", "p9"]
+
+
+def test_unknown_tokens_are_never_cached(make_app):
+    client = make_app(TOKEN_CACHE_SECONDS=3600).test_client()
+    for number in range(5):
+        client.get(DETAIL, headers={"X-Auth-Token": f"guess-{number}"})
+    assert len(client.application.extensions["token_cache"]) == 0

@@ -165,3 +165,81 @@ def test_tokens_issue_prints_only_a_working_token(app, run):
 def test_commands_have_help(run, command):
     result = run(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+ESCAPES = "tab\there new\nline cr\rhere back\\slash literal \\N and \\\\N end\\"
+
+
+def test_import_round_trips_copy_escapes_in_names_and_properties(run, list_images):
+    line = _line(name=ESCAPES, properties={"key\\with\ttab": ESCAPES, "nul-like": "\\N"})
+    result = run("images", "import", "-", input=line + "\n")
+    assert result.exit_code == 0, result.output
+    (image,) = list_images().get_json()["images"]
+    assert image["name"] == ESCAPES
+    assert image["properties"] == {"key\\with\ttab": ESCAPES, "nul-like": "\\N"}
+
+
+def test_import_keeps_a_member_named_twice_once(app, run, list_images, make_token):
+    line = _line(is_public=False, owner="p1", members=["p2", "p2", "p3"])
+    assert run("images", "import", "-", input=line + "\n").exit_code == 0
+    with app.app_context():
+        members = db.session.scalars(sa.select(ImageMember.member).order_by(ImageMember.member))
+        assert list(members) == ["p2", "p3"]
+    assert image_ids(list_images(token=make_token(project="p2"))) == [CIRROS_ID]
+
+
+def test_import_shows_the_first_20_errors_and_counts_the_rest(app, run):
+    lines = [_line(id=f"00000000-0000-4000-8000-{n:012d}", size=-n - 1) for n in range(27)]
+    result = run("images", "import", "-", input="\n".join(lines) + "\n")
+    assert result.exit_code == 1
+    assert "27 invalid line(s)" in result.output
+    assert "line 20: size" in result.output and "line 21:" not in result.output
+    assert "... and 7 more" in result.output
+    assert _count(app, Image) == 0
+
+
+def test_import_skips_blank_lines_and_numbers_lines_as_in_the_file(run):
+    text = "\n" + _line() + "\n   \n" + _line(id="nope") + "\n\n"
+    result = run("images", "import", "-", input=text)
+    assert result.exit_code == 1
+    assert "line 4: id" in result.output
+
+
+def test_import_reads_time_zones_and_takes_naive_times_as_utc(run, list_images):
+    line = _line(
+        created_at="2016-05-22T08:04:20.425843+02:00",
+        updated_at="2016-05-22T06:04:22.719791",
+        deleted_at=None,
+    )
+    assert run("images", "import", "-", input=line + "\n").exit_code == 0
+    (image,) = list_images().get_json()["images"]
+    assert image["created_at"] == "2016-05-22T06:04:20.425843"
+    assert image["updated_at"] == "2016-05-22T06:04:22.719791"
+
+
+def test_import_of_blank_input_changes_nothing(run):
+    result = run("images", "import", "-", input="\n\n")
+    assert result.exit_code == 0, result.output
+    assert "0 inserted, 0 updated" in result.output
+
+
+def test_check_plans_exit_status_follows_max_ms(run):
+    assert run("images", "generate", "--count", "200", "--seed", "3").exit_code == 0
+    passed = run("images", "check-plans", "--max-ms", "60000")
+    assert passed.exit_code == 0, passed.output
+    assert "0 failed" in passed.output
+    failed = run("images", "check-plans", "--max-ms", "0")
+    assert failed.exit_code == 1
+    assert "FAIL" in failed.output and "limit 0.0 ms" in failed.output
+
+
+def test_tokens_issue_without_project_and_with_ttl_0_never_expires(app, run, list_images):
+    result = run("tokens", "issue", "--ttl", "0")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        row = db.session.execute(sa.text("SELECT project_id, expires_at FROM api_tokens")).one()
+    assert tuple(row) == (None, None)
+    public_id = "11111111-1111-4111-8111-111111111111"
+    lines = [_line(is_public=False, owner="p1", members=["p2"]), _line(id=public_id, owner="p1")]
+    run("images", "import", "-", input="\n".join(lines) + "\n")
+    assert image_ids(list_images(token=result.output.strip())) == [public_id]

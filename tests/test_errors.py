@@ -72,3 +72,62 @@ def test_connection_lost_after_the_response_is_built_keeps_the_response(make_app
 
     response = app.test_client().get("/lose-connection")
     assert response.status_code == 200 and response.get_json() == {"kept": True}
+
+
+def _titles_app(make_app):
+    app = make_app(
+        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
+    )
+
+    @app.get("/explode")
+    def explode():
+        raise RuntimeError("boom")
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, status, title",
+    [
+        ("GET", "/v1.1/images/detail?limit=-1", "member", 400, "Bad Request"),
+        ("GET", "/v1.1/images/detail", None, 401, "Unauthorized"),
+        ("GET", "/v1.1/images/detail", "observer", 403, "Forbidden"),
+        ("GET", "/v2/images", None, 404, "Not Found"),
+        ("POST", "/v1.1/images/detail", None, 405, "Method Not Allowed"),
+        ("GET", "/v1.1/images/detail?name=" + "x" * 5000, None, 414, "Request URI Too Long"),
+        ("GET", "/healthz", "huge", 431, "Request Header Fields Too Large"),
+        ("GET", "/explode", None, 500, "Internal Server Error"),
+        ("GET", "/readyz", "unreachable", 503, "Service Unavailable"),
+    ],
+)
+def test_every_error_body_has_the_status_title(
+    client, make_app, make_token, method, path, headers, status, title
+):
+    if path in ("/explode", "/readyz"):
+        client = _titles_app(make_app).test_client()
+    request_headers = {
+        None: {},
+        "member": {"X-Auth-Token": make_token()},
+        "observer": {"X-Auth-Token": make_token(roles=("observer",))},
+        "huge": {"X-Padding": "x" * 9000},
+        "unreachable": {},
+    }[headers]
+    response = client.open(path, method=method, headers=request_headers)
+    assert response.status_code == status
+    assert response.get_json()["error"] == {
+        "code": status,
+        "title": title,
+        "message": response.get_json()["error"]["message"],
+    }
+    assert response.get_json()["error"]["message"]
+
+
+def test_unknown_path_under_the_api_is_404_even_without_a_token(client):
+    assert error_message(client.get("/v1.1/images/nothing"), 404)
+    assert error_message(client.get("/v1.1/images/detail.json"), 404)
+
+
+def test_wrong_method_is_405_even_without_a_token(client):
+    response = client.post("/v1.1/images/detail")
+    assert error_message(response, 405)
+    assert response.headers["Allow"] == "GET"

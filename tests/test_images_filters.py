@@ -142,6 +142,14 @@ def test_limit_defaults_to_25_and_is_clamped_to_the_maximum(make_app, make_image
     assert len(image_ids(client.get("/v1.1/images/detail?limit=3", headers=headers))) == 3
 
 
+def test_page_limit_default_is_honoured(make_app, make_image, make_token):
+    for _ in range(12):
+        make_image()
+    client = make_app(PAGE_LIMIT_DEFAULT=7).test_client()
+    response = client.get("/v1.1/images/detail", headers={"X-Auth-Token": make_token()})
+    assert len(image_ids(response)) == 7
+
+
 def test_default_limit_is_25(list_images, make_image):
     for _ in range(30):
         make_image()

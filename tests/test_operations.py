@@ -1,12 +1,20 @@
 import io
 import json
 import logging
+import os
 import re
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
+import requests
 
 from app.observability import JsonFormatter
+from deploy.stack import READY_DEADLINE_SECONDS
 from helpers import error_message
+from servers import start_service
 
 DETAIL = "/v1.1/images/detail"
 
@@ -20,13 +28,25 @@ def _sample(client, metric, **labels):
 
 def test_metrics_count_requests_by_route_and_status(client, make_token):
     token = make_token()
+    requests_total = "image_catalogue_requests_total"
+    latency = "image_catalogue_request_duration_seconds_count"
+    ok = {"method": "GET", "route": DETAIL, "status": "200"}
+    unauthorized = {**ok, "status": "401"}
+    before = [
+        _sample(client, requests_total, **ok),
+        _sample(client, requests_total, **unauthorized),
+    ]
+    latency_before = _sample(client, latency, route=DETAIL)
+    client.get(DETAIL, headers={"X-Auth-Token": token})
     client.get(DETAIL, headers={"X-Auth-Token": token})
     client.get(DETAIL)
-    requests_total = "image_catalogue_requests_total"
-    assert _sample(client, requests_total, method="GET", route=DETAIL, status="200") >= 1
-    assert _sample(client, requests_total, method="GET", route=DETAIL, status="401") >= 1
-    latency = "image_catalogue_request_duration_seconds_count"
-    assert _sample(client, latency, route=DETAIL) >= 2
+    after = [_sample(client, requests_total, **ok), _sample(client, requests_total, **unauthorized)]
+    assert after == [before[0] + 2, before[1] + 1]
+    assert _sample(client, latency, route=DETAIL) == latency_before + 3
+
+
+def test_pool_gauge_reports_this_workers_connections(client, make_token):
+    client.get(DETAIL, headers={"X-Auth-Token": make_token()})
     pool = "image_catalogue_db_pool_connections"
     assert _sample(client, pool, state="checked_out") + _sample(client, pool, state="idle") >= 1
 
@@ -116,3 +136,48 @@ def test_openapi_document_describes_the_listing(client):
         "/v1.1/images",
         "/v1/images",
     }
+
+
+def _live_sample(base_url, metric, **labels):
+    text = requests.get(f"{base_url}/metrics", timeout=30).text
+    label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    found = re.search(rf"^{metric}\{{{re.escape(label_text)}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def _counting_workers(metrics_dir):
+    return {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("counter_*.db")}
+
+
+def test_metrics_add_up_all_gunicorn_workers_and_outlive_a_killed_one(
+    app, database_url, make_token, tmp_path
+):
+    headers = {"X-Auth-Token": make_token()}
+    metrics_dir = tmp_path / "metrics"
+    server = start_service(database_url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    ok = {"method": "GET", "route": DETAIL, "status": "200"}
+    try:
+        sent = 0
+        deadline = time.monotonic() + READY_DEADLINE_SECONDS
+        # Concurrent requests until both workers have answered some.
+        with ThreadPoolExecutor(4) as pool:
+            while len(_counting_workers(metrics_dir)) < 2:
+                assert time.monotonic() < deadline, "only one worker ever answered"
+                answers = pool.map(
+                    lambda _: requests.get(server.url + DETAIL, headers=headers, timeout=30),
+                    range(20),
+                )
+                assert {answer.status_code for answer in answers} == {200}
+                sent += 20
+        assert _live_sample(server.url, "image_catalogue_requests_total", **ok) == sent
+
+        master = psutil.Process(server.process.pid)
+        victim = master.children()[0].pid
+        os.kill(victim, signal.SIGKILL)
+        while {worker.pid for worker in master.children()} & {victim} or len(master.children()) < 2:
+            assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
+            time.sleep(0.05)
+        server.wait_until_serving()
+        assert _live_sample(server.url, "image_catalogue_requests_total", **ok) == sent
+    finally:
+        server.stop()

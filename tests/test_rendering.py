@@ -1,6 +1,8 @@
 import datetime as dt
 import re
 
+import pytest
+
 from helpers import image_ids
 
 SAMPLE = {
@@ -117,3 +119,14 @@ def test_every_image_has_the_18_keys(list_images, make_image):
 def test_v1_path_serves_the_same_listing(list_images, make_image):
     make_image()
     assert image_ids(list_images(path="/v1/images/detail")) == image_ids(list_images())
+
+
+def test_request_id_that_already_has_the_prefix_is_kept_as_is(client):
+    response = client.get("/healthz", headers={"X-Openstack-Request-Id": "req-abc-123"})
+    assert response.headers["X-Openstack-Request-Id"] == "req-abc-123"
+
+
+@pytest.mark.parametrize("incoming", ["abc\x01def", "has space", "tab\there", "é-accent"])
+def test_request_id_with_unprintable_characters_is_replaced(client, incoming):
+    response = client.get("/healthz", headers={"X-Openstack-Request-Id": incoming})
+    assert re.fullmatch(r"req-[0-9a-f-]{36}", response.headers["X-Openstack-Request-Id"])

@@ -2,7 +2,9 @@
 
 A plan fails when it reads the whole images table (a Seq Scan on images),
 sorts most of it (a Sort fed half the table's rows or more), or, when a limit
-is given, runs longer than that many milliseconds.
+is given, runs longer than that many milliseconds. Scans and sorts are judged
+only on a catalogue of at least `min_rows` images: on a small table they are
+the right plan.
 """
 
 import datetime as dt
@@ -16,6 +18,7 @@ from app.images.schemas import SORT_DIRS, SORT_KEYS
 from app.tokens import Caller
 
 PAGE = 25
+MIN_ROWS = 10_000
 
 
 @dataclass
@@ -25,10 +28,11 @@ class PlanReport:
     problems: list = field(default_factory=list)
 
 
-def check_plans(session, *, max_ms=None):
+def check_plans(session, *, max_ms=None, min_rows=MIN_ROWS):
     """Return a PlanReport for every caller x filter x sort x marker combination."""
     samples = _samples(session)
-    table_rows = session.scalar(sa.text("SELECT reltuples FROM pg_class WHERE relname = 'images'"))
+    table_rows = session.scalar(sa.text("SELECT count(*) FROM images"))
+    judge_scans = table_rows >= min_rows
     reports = []
     combinations = itertools.product(
         _callers(samples), _filters(samples), SORT_KEYS, SORT_DIRS, (False, True)
@@ -52,7 +56,8 @@ def check_plans(session, *, max_ms=None):
         )
         for plan in _explained(session, caller, query):
             report.execution_ms += plan["Execution Time"]
-            report.problems += _problems(plan["Plan"], max(table_rows, 1))
+            if judge_scans:
+                report.problems += _problems(plan["Plan"], table_rows)
         if max_ms is not None and report.execution_ms > max_ms:
             report.problems.append(f"took {report.execution_ms:.2f} ms (limit {max_ms} ms)")
         reports.append(report)
