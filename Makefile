@@ -15,8 +15,9 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# No DATABASE_URL given: the embedded PostgreSQL, asked for by name.
 run: install
-	$(BIN)/python -m app.localserver
+	DATABASE_URL="$${DATABASE_URL:-embedded}" $(BIN)/python -m app.localserver
 
 test: install
 	$(BIN)/python -m pytest -m "not drill"
@@ -31,6 +32,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

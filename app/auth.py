@@ -2,7 +2,7 @@
 
 from flask import abort, current_app, g, request
 
-from app.extensions import db
+from app.db import db
 from app.tokens import Caller, TokenCache, find_caller
 
 STRATEGIES = ("token", "keystone")

@@ -7,9 +7,10 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from app.extensions import db
-from app.images import catalogue, plans, synthetic
+from app.db import db
+from app.images import plans
 from app.images.timestamps import parse_iso8601
+from app.loading import jsonl, synthetic
 from app.tokens import issue_token, revoke_tokens
 
 images_cli = AppGroup("images", help="Load images into the catalogue.")
@@ -32,7 +33,7 @@ def import_images(path):
     validated first and any invalid line aborts the import unchanged.
     """
     with _lines_with_progress(path) as lines:
-        summary = _load_or_exit(catalogue.parse_lines(lines))
+        summary = _load_or_exit(jsonl.parse_lines(lines))
     _print_summary(summary)
 
 
@@ -135,12 +136,12 @@ def _tracked(stream, bar):
 
 def _load_or_exit(records):
     try:
-        return catalogue.load(db.session, records, on_staged=_announce_writing)
-    except catalogue.ImportRejected as rejected:
+        return jsonl.load(db.session, records, on_staged=_announce_writing)
+    except jsonl.ImportRejected as rejected:
         click.echo(f"\nImport rejected, nothing was changed: {rejected}", err=True)
-        for line in rejected.errors[: catalogue.ERRORS_SHOWN]:
+        for line in rejected.errors[: jsonl.ERRORS_SHOWN]:
             click.echo(f"  {line}", err=True)
-        hidden = len(rejected.errors) - catalogue.ERRORS_SHOWN
+        hidden = len(rejected.errors) - jsonl.ERRORS_SHOWN
         if hidden > 0:
             click.echo(f"  ... and {hidden} more", err=True)
         sys.exit(1)

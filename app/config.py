@@ -1,6 +1,34 @@
-"""Service configuration, read once from the environment (see README.md)."""
+"""Service configuration, read once from the environment (see docs/operations.md)."""
 
 import os
+
+import sqlalchemy as sa
+
+EMBEDDED = "embedded"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def database_url_problem(url):
+    """Return why `url` cannot be DATABASE_URL, in one line, or None."""
+    if not url:
+        return (
+            "DATABASE_URL is not set: set it to the catalogue's PostgreSQL URL "
+            "(postgresql://user:password@host:5432/dbname), or to 'embedded' for a local trial "
+            "database"
+        )
+    if url == EMBEDDED:
+        return None
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return "DATABASE_URL is not a URL: set it to postgresql://... or 'embedded'"
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        shown = parsed.render_as_string(hide_password=True)
+        return f"DATABASE_URL must be a postgresql:// URL or 'embedded', not {shown}"
+    return None
 
 
 def _int(name, default):
@@ -13,7 +41,7 @@ def _list(name, default):
 
 
 class Config:
-    # Empty means "start the embedded PostgreSQL" (app/embedded_postgres.py).
+    # A PostgreSQL URL, or "embedded" (app/db/embedded.py); unset refuses to start.
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or None
     EMBEDDED_PGDATA = os.environ.get("EMBEDDED_PGDATA") or "/var/tmp/image-catalogue/pgdata"
 
@@ -23,6 +51,9 @@ class Config:
     DB_MAX_OVERFLOW = _int("DB_MAX_OVERFLOW", 4)
     DB_CONNECT_TIMEOUT = _int("DB_CONNECT_TIMEOUT", 2)
     DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", 5000)
+
+    # db upgrade: how long DDL may wait for a table lock before it gives up.
+    MIGRATION_LOCK_TIMEOUT_MS = _int("MIGRATION_LOCK_TIMEOUT_MS", 3000)
 
     PAGE_LIMIT_DEFAULT = _int("PAGE_LIMIT_DEFAULT", 25)
     PAGE_LIMIT_MAX = _int("PAGE_LIMIT_MAX", 1000)

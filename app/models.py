@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.extensions import db
+from app.db import db
 
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
 
@@ -41,14 +41,20 @@ class Image(db.Model):
 def sort_expressions(columns):
     """Each sort key's ORDER BY expression, with NULL as the lowest value.
 
+    Text sorts by Unicode code point (COLLATE "C"), whatever the server's
+    locale: the same order on every server, and the cheapest comparison.
     The indexes below and the listing query share these expressions so that
     PostgreSQL can read a page in index order, either direction.
     """
+
+    def text(column):
+        return sa.func.coalesce(column, sa.literal_column("''")).collate("C")
+
     return {
-        "name": sa.func.coalesce(columns.name, sa.literal_column("''")),
-        "status": columns.status,
-        "container_format": sa.func.coalesce(columns.container_format, sa.literal_column("''")),
-        "disk_format": sa.func.coalesce(columns.disk_format, sa.literal_column("''")),
+        "name": text(columns.name),
+        "status": columns.status.collate("C"),
+        "container_format": text(columns.container_format),
+        "disk_format": text(columns.disk_format),
         "size": sa.func.coalesce(columns.size, sa.literal_column("-1")),
         "id": columns.id,
         "created_at": columns.created_at,

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app, embedded_postgres  # noqa: E402
+from app import create_app  # noqa: E402
 from app.config import Config  # noqa: E402
-from app.extensions import db  # noqa: E402
+from app.db import db, embedded  # noqa: E402
 from deploy.stack import Gunicorn, Nginx  # noqa: E402
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
@@ -143,7 +143,7 @@ def _install_missing_tools():
 
 
 def _start_embedded_postgres():
-    return embedded_postgres.start(os.environ.get("EMBEDDED_PGDATA", BENCH_PGDATA)).get_uri()
+    return embedded.start(os.environ.get("EMBEDDED_PGDATA", BENCH_PGDATA)).get_uri()
 
 
 def _flask(environment, *arguments, capture=False):

@@ -37,6 +37,12 @@ if _temporary_metrics_dir:
 
 
 def on_starting(server):
+    from app.config import database_url_problem
+
+    # Refuse at once, in one line, instead of every worker failing to boot.
+    problem = database_url_problem(os.environ.get("DATABASE_URL"))
+    if problem:
+        raise SystemExit(f"image-catalogue: {problem}")
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir)

@@ -2,8 +2,10 @@ import logging
 from logging.config import fileConfig
 
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from alembic import context
+from app.db.migrating import take_migration_lock
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -13,6 +15,7 @@ config = context.config
 # This line sets up loggers basically.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
+LOCK_NOT_AVAILABLE = '55P03'
 
 
 def get_engine():
@@ -63,6 +66,15 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def compared_by_autogenerate(object, name, type_, reflected, compare_to):
+    """Leave expression indexes out of `db check`: alembic drops their COLLATE
+    when it reflects them, so they would always differ.
+    tests/test_migrations.py compares them with pg_get_indexdef instead."""
+    if type_ == 'index' and name and name.endswith('_sort'):
+        return False
+    return True
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -88,14 +100,38 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # Hosts running db upgrade at once take turns (app/db/migrating.py).
+        take_migration_lock(connection, logger.warning)
+        lock_timeout = current_app.config['MIGRATION_LOCK_TIMEOUT_MS']
+        # DDL blocked by a reader gives up after lock_timeout rather than
+        # queueing every request behind itself; index builds may take long.
+        connection.exec_driver_sql(f'SET lock_timeout = {int(lock_timeout)}')
+        connection.exec_driver_sql('SET statement_timeout = 0')
+        connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                include_object=compared_by_autogenerate,
+                transaction_per_migration=True,
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        except OperationalError as error:
+            if getattr(error.orig, 'pgcode', None) != LOCK_NOT_AVAILABLE:
+                raise
+            # Flask-Migrate prints a RuntimeError as one line and exits 1.
+            raise RuntimeError(
+                f'a migration gave up after waiting {lock_timeout} ms'
+                ' (MIGRATION_LOCK_TIMEOUT_MS) for a lock that another transaction'
+                ' holds; that migration changed nothing. Run db upgrade again once'
+                ' the transaction has ended.'
+            ) from None
+        finally:
+            # Closed rather than pooled: the lock and the settings end with it.
+            connection.invalidate()
 
 
 if context.is_offline_mode():

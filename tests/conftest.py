@@ -11,9 +11,9 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, embedded_postgres
+from app import create_app
 from app.config import Config
-from app.extensions import db
+from app.db import db, embedded
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
 from servers import start_service
@@ -29,7 +29,7 @@ def database_url():
         yield from _throwaway_database(server_url)
         return
     parent = tempfile.mkdtemp(prefix="image-catalogue-test-", dir="/var/tmp")
-    server = embedded_postgres.start(Path(parent) / "pgdata", cleanup_mode="delete")
+    server = embedded.start(Path(parent) / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
@@ -47,6 +47,12 @@ def _throwaway_database(server_url):
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture
+def empty_database(database_url):
+    """A new, empty database on the test server, dropped afterwards."""
+    yield from _throwaway_database(database_url)
 
 
 @pytest.fixture(scope="session")

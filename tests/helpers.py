@@ -1,6 +1,6 @@
 import sqlalchemy as sa
 
-from app.extensions import db
+from app.db import db
 
 
 def image_ids(response):

@@ -19,7 +19,7 @@ def test_unknown_token_is_401(client, make_token):
 
 
 def _run_sql(app, statement):
-    from app.extensions import db
+    from app.db import db
 
     with app.app_context():
         db.session.execute(db.text(statement))

@@ -3,7 +3,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
+from app.db import db
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import find_caller
 from helpers import image_ids

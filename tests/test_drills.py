@@ -21,10 +21,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from app import create_app, embedded_postgres
+from app import create_app
 from app.config import Config
-from app.extensions import db
-from app.images.synthetic import generate_records
+from app.db import db, embedded
+from app.loading.synthetic import generate_records
 from app.tokens import issue_token
 from deploy.stack import READY_DEADLINE_SECONDS, ROOT, Nginx
 from helpers import fingerprint
@@ -96,7 +96,7 @@ def _ends_with(status, count):
 def private_postgres():
     """A PostgreSQL of this test's own, free to stop and start."""
     parent = tempfile.mkdtemp(prefix="image-catalogue-drill-", dir="/var/tmp")
-    server = embedded_postgres.start(Path(parent) / "pgdata", cleanup_mode="delete")
+    server = embedded.start(Path(parent) / "pgdata", cleanup_mode="delete")
     yield server
     server.cleanup()
     shutil.rmtree(parent, ignore_errors=True)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import psycopg2
 
-from app import embedded_postgres
+from app.db import embedded
 from deploy.stack import ROOT
 
 OWNER = """
 import sys, time
 import psycopg2
-from app import embedded_postgres
-server = embedded_postgres.start(sys.argv[1])
+from app.db import embedded
+server = embedded.start(sys.argv[1])
 connection = psycopg2.connect(server.get_uri())
 connection.autocommit = True
 connection.cursor().execute("CREATE TABLE kept (n integer); INSERT INTO kept VALUES (42)")
@@ -33,7 +33,7 @@ def test_server_of_a_killed_owner_is_stopped_and_restarted_with_its_data():
         owner.kill()
         owner.wait()
         owner.stdout.close()
-        server = embedded_postgres.start(pgdata, cleanup_mode="delete")
+        server = embedded.start(pgdata, cleanup_mode="delete")
         try:
             assert server.get_pid() != orphan_pid
             with psycopg2.connect(server.get_uri()) as connection:

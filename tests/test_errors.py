@@ -1,7 +1,7 @@
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
+from app.db import db
 from helpers import error_message
 
 

@@ -8,30 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import psutil
-import psycopg2
 import pytest
 import requests
-import sqlalchemy as sa
 
 from deploy.stack import READY_DEADLINE_SECONDS, ROOT, free_port, stop
 
 CURL = re.compile(r"curl -s -H 'X-Auth-Token: (\S+)' '(\S+)'")
-
-
-@pytest.fixture
-def empty_database(database_url):
-    name = f"make_run_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(database_url)
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    try:
-        yield sa.make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
 
 
 def _lines(stream):

@@ -11,7 +11,7 @@ import psutil
 import pytest
 import requests
 
-from app.observability import JsonFormatter
+from app.web.observability import JsonFormatter
 from deploy.stack import READY_DEADLINE_SECONDS
 from helpers import error_message
 from servers import start_service

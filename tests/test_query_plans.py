@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from app.extensions import db
-from app.images import catalogue, plans, synthetic
+from app.db import db
+from app.images import plans
+from app.loading import jsonl, synthetic
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def synthetic_catalogue(app):
         records = synthetic.generate_records(
             3000, seed=3, projects=20, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         )
-        catalogue.load(db.session, records)
+        jsonl.load(db.session, records)
 
 
 def _check(drop_index=None):

@@ -91,3 +91,45 @@ def test_null_name_marker_pages_like_the_lowest_name(list_images, make_image):
 )
 def test_bad_sort_parameters_are_400(list_images, query, accepted):
     assert accepted in error_message(list_images(query), 400)
+
+
+# Written out by hand: code point order (uppercase, then lowercase, then
+# accented and other scripts), with NULL and '' tied as the lowest name and the
+# tie broken by created_at.
+NAMES_ASCENDING = [None, "", "Alpha", "Zulu", "alpha", "zebra", "Émile", "émile", "ölfarbe", "日本"]
+
+
+def test_names_sort_by_code_point_with_null_and_empty_lowest(list_images, make_image):
+    ids = {}
+    for number, name in enumerate(NAMES_ASCENDING):
+        ids[name] = make_image(name=name, created_at=BASE_TIME + dt.timedelta(minutes=number))
+    ascending = image_ids(list_images("sort_key=name&sort_dir=asc"))
+    descending = image_ids(list_images("sort_key=name&sort_dir=desc"))
+    assert ascending == [ids[name] for name in NAMES_ASCENDING]
+    assert descending == [
+        ids[name]
+        for name in [
+            "日本",
+            "ölfarbe",
+            "émile",
+            "Émile",
+            "zebra",
+            "alpha",
+            "Zulu",
+            "Alpha",
+            "",
+            None,
+        ]
+    ]
+    assert _walk(list_images, "sort_key=name&sort_dir=asc", limit=3) == ascending
+
+
+def test_a_null_name_ties_with_the_empty_name_and_falls_to_created_at(list_images, make_image):
+    empty_older = make_image(name="", created_at=BASE_TIME)
+    null_newer = make_image(name=None, created_at=BASE_TIME + dt.timedelta(minutes=1))
+    named = make_image(name="a", created_at=BASE_TIME - dt.timedelta(days=1))
+    assert image_ids(list_images("sort_key=name&sort_dir=asc")) == [empty_older, null_newer, named]
+    assert image_ids(list_images(f"sort_key=name&sort_dir=asc&marker={empty_older}")) == [
+        null_newer,
+        named,
+    ]

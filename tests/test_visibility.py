@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.extensions import db
+from app.db import db
 from conftest import BASE_TIME
 from helpers import error_message, image_ids
 

@@ -165,7 +165,7 @@ def _filter_conditions(shape):
     for name in MATCH_FILTERS:
         if name in shape.filters:
             conditions.append(SORTED[name].in_(sa.bindparam(name, expanding=True)))
-            if SORTED[name] is not images.c[name]:
+            if images.c[name].nullable:
                 conditions.append(images.c[name].is_not(None))
     for name in EQUALITY_FILTERS:
         if name in shape.filters:

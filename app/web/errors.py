@@ -4,8 +4,8 @@ from flask import current_app, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from app.extensions import db
-from app.observability import DB_ERRORS, log_fields
+from app.db import db
+from app.web.observability import DB_ERRORS, log_fields
 
 RETRY_AFTER_SECONDS = 1
 

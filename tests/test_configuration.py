@@ -1,0 +1,37 @@
+"""The service refuses to start without a database it was told to use."""
+
+import pytest
+
+from app.config import ConfigurationError
+from deploy.stack import ProcessFailed
+from servers import start_service
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        (None, "DATABASE_URL is not set"),
+        ("", "DATABASE_URL is not set"),
+        ("postgress://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
+        ("mysql://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
+        ("not a url", "DATABASE_URL is not a URL"),
+    ],
+)
+def test_app_refuses_to_start_without_a_postgresql_url(make_app, url, reason):
+    with pytest.raises(ConfigurationError, match=reason) as refused:
+        make_app(SQLALCHEMY_DATABASE_URI=url)
+    assert "secret" not in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_gunicorn_exits_at_once_with_the_reason_when_database_url_is_unset():
+    with pytest.raises(ProcessFailed) as failed:
+        start_service("")
+    assert "image-catalogue: DATABASE_URL is not set" in str(failed.value)
+
+
+def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_database):
+    client = make_app(SQLALCHEMY_DATABASE_URI=empty_database).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "never migrated" in response.get_json()["error"]["message"]
