@@ -6,9 +6,18 @@ from werkzeug.routing import Rule
 
 from app import auth, commands
 from app import db as database
-from app.config import Config
+from app.config import Config, ConfigurationError, startup_problem
 from app.images import bp as images_bp
-from app.web import errors, health, limits, observability, openapi, request_id, versions
+from app.web import (
+    errors,
+    health,
+    hosts,
+    limits,
+    observability,
+    openapi,
+    request_id,
+    versions,
+)
 from app.web.json_provider import GlanceJSONProvider
 
 
@@ -30,14 +39,22 @@ class ImageCatalogue(Flask):
 
 
 def create_app(config_class=Config):
+    """Build the service from `config_class`.
+
+    :raises ConfigurationError: a setting is missing or wrong (the message says which).
+    """
     app = ImageCatalogue(__name__, static_folder=None)
     app.config.from_object(config_class)
+    problem = startup_problem(app.config)
+    if problem:
+        raise ConfigurationError(problem)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     database.init_app(app)
 
     request_id.init_app(app)
     observability.init_app(app)
     limits.init_app(app)
+    hosts.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)

@@ -1,24 +1,20 @@
 """Who is calling: X-Auth-Token checked against the token table, or Keystone's headers."""
 
 from flask import abort, current_app, g, request
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.db import db
 from app.tokens import Caller, TokenCache, find_caller
-
-STRATEGIES = ("token", "keystone")
+from app.web.errors import RETRY_AFTER_SECONDS
 
 
 def init_app(app):
-    strategy = app.config["AUTH_STRATEGY"]
-    if strategy not in STRATEGIES:
-        raise ValueError(f"AUTH_STRATEGY must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    if strategy == "keystone":
-        from keystonemiddleware.auth_token import AuthProtocol
+    if app.config["AUTH_STRATEGY"] == "keystone":
+        from app import keystone
 
-        # delay_auth_decision: the middleware validates and annotates; this
-        # module decides, so health checks and the versions document stay open.
-        options = {**app.config["KEYSTONE_AUTHTOKEN"], "delay_auth_decision": True}
-        app.wsgi_app = AuthProtocol(app.wsgi_app, options)
+        # The middleware validates and annotates; this module decides, so
+        # health checks and the versions document stay open.
+        app.wsgi_app = keystone.wrap(app.wsgi_app, app.config["KEYSTONE_AUTHTOKEN"])
     app.extensions["token_cache"] = TokenCache(app.config["TOKEN_CACHE_SECONDS"])
 
 
@@ -51,6 +47,13 @@ def _caller_from_token_table():
 
 
 def _caller_from_keystone_headers():
+    from app.keystone import IDENTITY_UNREACHABLE
+
+    if request.environ.get(IDENTITY_UNREACHABLE):
+        raise ServiceUnavailable(
+            description="The identity service could not be reached; try again shortly.",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
     # keystonemiddleware's auth_token (with delay_auth_decision) removes any
     # identity headers the client sent and sets these after validating.
     if request.headers.get("X-Identity-Status") != "Confirmed":

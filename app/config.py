@@ -11,6 +11,24 @@ class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; the message says which and what to do."""
 
 
+AUTH_STRATEGIES = ("token", "keystone")
+
+
+def startup_problem(settings):
+    """Return the first reason `settings` (a Flask config) cannot serve, in one line, or None."""
+    problem = database_url_problem(settings["SQLALCHEMY_DATABASE_URI"])
+    if problem:
+        return problem
+    strategy = settings["AUTH_STRATEGY"]
+    if strategy not in AUTH_STRATEGIES:
+        return f"AUTH_STRATEGY must be one of {', '.join(AUTH_STRATEGIES)}, not {strategy!r}"
+    if strategy == "keystone":
+        from app.keystone import settings_problem
+
+        return settings_problem(settings["KEYSTONE_AUTHTOKEN"])
+    return None
+
+
 def database_url_problem(url):
     """Return why `url` cannot be DATABASE_URL, in one line, or None."""
     if not url:
@@ -57,6 +75,8 @@ class Config:
 
     PAGE_LIMIT_DEFAULT = _int("PAGE_LIMIT_DEFAULT", 25)
     PAGE_LIMIT_MAX = _int("PAGE_LIMIT_MAX", 1000)
+    # More property-<key> filters in one request are a 400: each one costs planning time.
+    PROPERTY_FILTERS_MAX = _int("PROPERTY_FILTERS_MAX", 20)
 
     AUTH_STRATEGY = os.environ.get("AUTH_STRATEGY") or "token"
     # AUTH_STRATEGY=keystone: options of keystonemiddleware's auth_token, one
@@ -71,6 +91,11 @@ class Config:
     TOKEN_CACHE_SECONDS = _int("TOKEN_CACHE_SECONDS", 10)
     ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    # The base URL clients use (https://images.example.com); the versions
+    # document's links are built on it instead of the request's Host.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL") or None
+    # Host names the service answers to (comma-separated); any other Host is a 400.
+    TRUSTED_HOSTS = _list("ALLOWED_HOSTS", "") or None
     MAX_QUERY_STRING_BYTES = _int("MAX_QUERY_STRING_BYTES", 4096)
     MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 8192)
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"

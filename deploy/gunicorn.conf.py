@@ -37,10 +37,14 @@ if _temporary_metrics_dir:
 
 
 def on_starting(server):
-    from app.config import database_url_problem
+    from flask import Config as Settings
+
+    from app.config import Config, startup_problem
 
     # Refuse at once, in one line, instead of every worker failing to boot.
-    problem = database_url_problem(os.environ.get("DATABASE_URL"))
+    settings = Settings(os.getcwd())
+    settings.from_object(Config)
+    problem = startup_problem(settings)
     if problem:
         raise SystemExit(f"image-catalogue: {problem}")
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]

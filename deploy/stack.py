@@ -17,10 +17,10 @@ from pathlib import Path
 
 import requests
 
+from deploy.nginx import Site
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
-NGINX_CONFIG = ROOT / "deploy" / "nginx.conf"
-SHIPPED_UPSTREAM_PORTS = (8080, 8081)
 # Long enough for a slow, busy machine importing the app in every worker.
 READY_DEADLINE_SECONDS = float(os.environ.get("READY_DEADLINE_SECONDS") or 180)
 _LISTENING = re.compile(r"Listening at: http://[^:]+:(\d+)")
@@ -160,58 +160,83 @@ class Gunicorn:
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
-class Nginx:
-    """deploy/nginx.conf, run from a temporary prefix, with its ports replaced.
+NGINX_MAIN = """worker_processes auto;
+pid nginx.pid;
+error_log error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    include site.conf;
+}
+"""
 
-    `upstream_ports` replaces the shipped 8080 (and 8081; with one port the
-    second upstream line is dropped). nginx listens on a free port; if another
-    process takes that port before nginx binds it, a new one is tried.
+
+class Nginx:
+    """nginx with the shipped site (deploy/nginx.py) in front of gunicorn, from a temporary prefix.
+
+    Loopback by default: plain HTTP on a free port. With `tls` =
+    (server_name, certificate, key), the production site: HTTPS on one free
+    port, the redirect on another. If another process takes a port before
+    nginx binds it, new ones are tried.
     """
 
     ATTEMPTS = 5
 
-    def __init__(self, upstream_ports):
+    def __init__(self, upstream_ports, *, tls=None, metrics_allow=("127.0.0.1",)):
         self.prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
         (self.prefix / "tmp").mkdir()
+        (self.prefix / "nginx.conf").write_text(NGINX_MAIN)
         self.error_log = self.prefix / "error.log"
+        self.access_log = self.prefix / "access.log"
+        self.tls, self.metrics_allow = tls, list(metrics_allow)
         for _ in range(self.ATTEMPTS):
-            self.port = free_port()
-            self._write_config(upstream_ports)
+            self.port, self.https_port = free_port(), free_port() if tls else None
+            (self.prefix / "site.conf").write_text(self._site(upstream_ports).render())
             self.process = self._start()
-            if not self._lost_the_port():
+            if not self._lost_a_port():
                 return
-        raise ProcessFailed(f"nginx could not bind a port in {self.ATTEMPTS} attempts")
+        raise ProcessFailed(f"nginx could not bind its ports in {self.ATTEMPTS} attempts")
 
     @property
     def url(self):
+        if self.tls:
+            return f"https://{self.tls[0]}:{self.https_port}"
         return f"http://127.0.0.1:{self.port}"
 
-    def _write_config(self, upstream_ports):
-        config = NGINX_CONFIG.read_text()
-        for shipped, port in zip(SHIPPED_UPSTREAM_PORTS, upstream_ports, strict=False):
-            config = config.replace(f"server 127.0.0.1:{shipped} ", f"server 127.0.0.1:{port} ")
-        if len(upstream_ports) == 1:
-            config = re.sub(r"\n\s*server 127\.0\.0\.1:8081 .*;", "", config)
-        config = config.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{self.port};")
-        config = config.replace("error_log stderr warn;", f"error_log {self.error_log} warn;")
-        (self.prefix / "nginx.conf").write_text(config)
+    def _site(self, upstream_ports):
+        site = Site(
+            upstreams=[f"127.0.0.1:{port}" for port in upstream_ports],
+            http_address=f"127.0.0.1:{self.port}",
+            access_log=str(self.access_log),
+            metrics_allow=self.metrics_allow,
+        )
+        if self.tls:
+            site.server_name, site.certificate, site.certificate_key = self.tls
+            site.https_address = f"127.0.0.1:{self.https_port}"
+        return site
+
+    def _command(self, *options):
+        return ["nginx", "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), *options]
+
+    def check(self):
+        """`nginx -t` of the rendered configuration; return its output."""
+        result = subprocess.run(self._command("-t"), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ProcessFailed(f"nginx -t failed: {result.stderr}")
+        return result.stderr
 
     def _start(self):
-        return subprocess.Popen(
-            [
-                "nginx",
-                "-p",
-                str(self.prefix),
-                "-c",
-                str(self.prefix / "nginx.conf"),
-                "-g",
-                "daemon off;",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
+        return subprocess.Popen(self._command("-g", "daemon off;"), stderr=subprocess.DEVNULL)
 
-    def _lost_the_port(self):
-        """Wait until nginx listens on its port (True if it exited because the port was taken)."""
+    def _lost_a_port(self):
+        """Wait until nginx listens (True if it exited because a port was taken)."""
+        ports = [port for port in (self.port, self.https_port) if port]
         deadline = time.monotonic() + READY_DEADLINE_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -219,19 +244,23 @@ class Nginx:
                 if "Address already in use" in log:
                     return True
                 _check_alive(self.process, self.error_log)
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return False
+            if all(_listening(port) for port in ports):
+                return False
             time.sleep(0.05)
-        raise ProcessFailed(f"nginx did not listen on {self.port} within the deadline")
+        raise ProcessFailed(f"nginx did not listen on {ports} within the deadline")
 
-    def wait_until_serving(self, path="/healthz", timeout=READY_DEADLINE_SECONDS):
+    def wait_until_serving(self, path="/healthz", timeout=READY_DEADLINE_SECONDS, **options):
         """Wait until `path` answers through nginx (so the upstream answers too); return self."""
         wait_until_answering(
-            self.url + path, self.process, timeout=timeout, log_path=self.error_log
+            self.url + path, self.process, timeout=timeout, log_path=self.error_log, **options
         )
         return self
 
     def stop(self):
         stop(self.process)
         shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def _listening(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -1,5 +1,7 @@
 """The service's real processes for tests, on loopback ports the kernel picks."""
 
+import trustme
+
 from deploy.stack import Gunicorn
 
 
@@ -19,3 +21,14 @@ def start_service(database_url, port=0, **environment):
     except BaseException:
         server.stop()
         raise
+
+
+def tls_files(folder, server_name="localhost"):
+    """A CA and a certificate for `server_name` it signed: (server_name, cert, key, ca) paths."""
+    authority = trustme.CA()
+    issued = authority.issue_cert(server_name)
+    certificate, key, ca = (folder / name for name in ("server.crt", "server.key", "ca.crt"))
+    certificate.write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    return server_name, str(certificate), str(key), str(ca)

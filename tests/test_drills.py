@@ -28,7 +28,7 @@ from app.loading.synthetic import generate_records
 from app.tokens import issue_token
 from deploy.stack import READY_DEADLINE_SECONDS, ROOT, Nginx
 from helpers import fingerprint
-from servers import start_service
+from servers import start_service, tls_files
 
 pytestmark = pytest.mark.drill
 DETAIL = "/v1.1/images/detail"
@@ -41,9 +41,9 @@ class SteadyClient(threading.Thread):
     Tests wait on what the client saw (`wait_for`), never for a span of time.
     """
 
-    def __init__(self, url, token):
+    def __init__(self, url, token, verify=True):
         super().__init__(daemon=True)
-        self.url, self.headers = url, {"X-Auth-Token": token}
+        self.url, self.headers, self.verify = url, {"X-Auth-Token": token}, verify
         self.outcomes = []
         self.running = True
         self.changed = threading.Condition()
@@ -60,7 +60,9 @@ class SteadyClient(threading.Thread):
         while self.running:
             started = time.monotonic()
             try:
-                response = requests.get(self.url, headers=self.headers, timeout=30)
+                response = requests.get(
+                    self.url, headers=self.headers, timeout=30, verify=self.verify
+                )
                 outcome = (
                     response.status_code,
                     response.headers.get("Retry-After"),
@@ -90,6 +92,12 @@ class SteadyClient(threading.Thread):
 
 def _ends_with(status, count):
     return lambda seen: len(seen) >= count and set(seen[-count:]) == {status}
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """(server_name, certificate, key, CA) for the production nginx site."""
+    return tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -142,13 +150,15 @@ def _stop_postgres(server):
     pg_ctl(["-m", "fast", "-w", "stop"], pgdata=server.pgdata, user=server.system_user)
 
 
-def test_reload_and_rolling_restart_behind_nginx_lose_no_request(app, database_url, make_token):
-    token = make_token()
+def test_reload_and_rolling_restart_behind_nginx_lose_no_request(
+    app, database_url, make_token, tls
+):
+    token, ca = make_token(), tls[3]
     instances = [start_service(database_url), start_service(database_url)]
-    nginx = Nginx([instance.port for instance in instances])
+    nginx = Nginx([instance.port for instance in instances], tls=tls[:3])
     try:
-        nginx.wait_until_serving()
-        with SteadyClient(nginx.url + DETAIL, token) as client:
+        nginx.wait_until_serving(verify=ca)
+        with SteadyClient(nginx.url + DETAIL, token, verify=ca) as client:
             client.wait_for_more(20)
             _reload(instances[0])  # new workers start, old ones finish their requests
             client.wait_for_more(20)
@@ -164,8 +174,8 @@ def test_reload_and_rolling_restart_behind_nginx_lose_no_request(app, database_u
     failures = [outcome for outcome, _ in client.outcomes if outcome[0] != 200]
     assert failures == []
     print(
-        f"restart drill: {len(client.outcomes)} requests through a reload and a rolling restart, "
-        f"{len(failures)} failed"
+        f"restart drill: {len(client.outcomes)} requests through a reload and a rolling restart "
+        f"behind the production nginx site, {len(failures)} failed"
     )
 
 
@@ -276,21 +286,29 @@ def test_schemathesis_finds_no_server_error(live_server, make_token, tmp_path):
     print(result.stdout[-1500:])
 
 
-def test_oversized_requests_are_refused_by_nginx_gunicorn_and_the_app(live_server, make_token):
-    token = make_token()
+def test_oversized_requests_are_refused_by_nginx_gunicorn_and_the_app(live_server, make_token, tls):
+    token, ca = make_token(), tls[3]
     port = int(live_server.rsplit(":", 1)[1])
-    nginx = Nginx([port])
+    nginx = Nginx([port], tls=tls[:3])
     try:
-        nginx.wait_until_serving()
+        nginx.wait_until_serving(verify=ca)
         through_nginx = f"{nginx.url}{DETAIL}"
-        long_url = requests.get(f"{through_nginx}?name={'x' * 20_000}", timeout=30)
+        long_url = requests.get(f"{through_nginx}?name={'x' * 20_000}", timeout=30, verify=ca)
         big_header = requests.get(
-            through_nginx, timeout=30, headers={"X-Auth-Token": token, "X-Big": "x" * 20_000}
+            through_nginx,
+            timeout=30,
+            verify=ca,
+            headers={"X-Auth-Token": token, "X-Big": "x" * 20_000},
         )
+        nginx_log = nginx.access_log.read_text()
     finally:
         nginx.stop()
     assert long_url.status_code == 414
     assert big_header.status_code in (400, 431)
+    # nginx logs its own refusals (a request line too long to parse has no
+    # method or path), never the query string:
+    assert '"- -" 414' in nginx_log and f'"GET {DETAIL}" 400' in nginx_log
+    assert "xxxx" not in nginx_log
     # gunicorn's own limit on the request line (8190 bytes), straight to it:
     assert requests.get(f"{live_server}{DETAIL}?name={'x' * 9000}", timeout=30).status_code == 414
     # and the app's, below those (4096-byte query string, 8192 bytes of headers):
@@ -298,3 +316,70 @@ def test_oversized_requests_are_refused_by_nginx_gunicorn_and_the_app(live_serve
         f"{live_server}{DETAIL}?name={'x' * 5000}", timeout=30, headers={"X-Auth-Token": token}
     )
     assert response.status_code == 414 and response.json()["error"]["code"] == 414
+
+
+def test_production_site_serves_only_its_name_over_https(live_server, tls):
+    server_name, ca = tls[0], tls[3]
+    port = int(live_server.rsplit(":", 1)[1])
+    nginx = Nginx([port], tls=tls[:3])
+    try:
+        nginx.wait_until_serving(verify=ca)
+        plain = f"http://127.0.0.1:{nginx.port}"
+        redirect = requests.get(
+            f"{plain}/versions?x=1",
+            headers={"Host": server_name},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert redirect.status_code == 308
+        assert redirect.headers["Location"] == f"{nginx.url}/versions?x=1"
+        with pytest.raises(requests.ConnectionError):  # 444: closed without an answer
+            requests.get(f"{plain}/versions", headers={"Host": "evil.example"}, timeout=30)
+        with pytest.raises(requests.exceptions.SSLError):  # no TLS for other names
+            requests.get(f"https://127.0.0.1:{nginx.https_port}/versions", verify=False, timeout=30)
+        assert requests.get(f"{nginx.url}/metrics", verify=ca, timeout=30).status_code == 200
+        headers = requests.get(f"{nginx.url}/healthz", verify=ca, timeout=30).headers
+        assert headers["Strict-Transport-Security"].startswith("max-age=")
+    finally:
+        nginx.stop()
+
+
+def test_metrics_are_refused_outside_the_allow_list(live_server):
+    port = int(live_server.rsplit(":", 1)[1])
+    nginx = Nginx([port], metrics_allow=["192.0.2.1"])
+    try:
+        nginx.wait_until_serving()
+        assert requests.get(f"{nginx.url}/metrics", timeout=30).status_code == 403
+        assert requests.get(f"{nginx.url}/healthz", timeout=30).status_code == 200
+    finally:
+        nginx.stop()
+
+
+def test_nginx_never_sends_an_answered_request_to_a_second_instance(app, database_url, make_token):
+    token = make_token()
+    # A statement timeout nothing can meet: every listing is answered 503.
+    instances = [start_service(database_url, DB_STATEMENT_TIMEOUT_MS="1") for _ in range(2)]
+    nginx = Nginx([instance.port for instance in instances])
+    try:
+        nginx.wait_until_serving()
+        response = requests.get(nginx.url + DETAIL, headers={"X-Auth-Token": token}, timeout=30)
+        answered = sum(
+            _sample(instance.url, "image_catalogue_requests_total", status="503")
+            for instance in instances
+        )
+    finally:
+        nginx.stop()
+        for instance in instances:
+            instance.stop()
+    assert response.status_code == 503
+    assert answered == 1
+
+
+def _sample(base_url, metric, **labels):
+    text = requests.get(f"{base_url}/metrics", timeout=30).text
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(metric + "{") and all(label in line for label in wanted)
+    )

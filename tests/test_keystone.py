@@ -5,17 +5,22 @@ import uuid
 import pytest
 from keystonemiddleware.fixture import AuthTokenFixture
 
+from app.config import ConfigurationError
+from deploy.stack import free_port
 from helpers import error_message, image_ids
+
+SETTINGS = {
+    "www_authenticate_uri": "http://keystone.invalid/identity",
+    "auth_type": "password",
+    "auth_url": "http://keystone.invalid/identity",
+}
 
 
 @pytest.fixture
 def keystone(make_app):
     tokens = AuthTokenFixture()
     tokens.setUp()
-    app = make_app(
-        AUTH_STRATEGY="keystone",
-        KEYSTONE_AUTHTOKEN={"www_authenticate_uri": "http://keystone.invalid/identity"},
-    )
+    app = make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=SETTINGS)
     yield app.test_client(), tokens
     tokens.cleanUp()
 
@@ -75,5 +80,42 @@ def test_keystone_leaves_health_and_versions_open(keystone):
 
 
 def test_unknown_auth_strategy_fails_at_startup(make_app):
-    with pytest.raises(ValueError, match="AUTH_STRATEGY"):
+    with pytest.raises(ConfigurationError, match="AUTH_STRATEGY"):
         make_app(AUTH_STRATEGY="ldap")
+
+
+@pytest.mark.parametrize(
+    "settings, missing",
+    [
+        ({}, "KEYSTONE_AUTHTOKEN_WWW_AUTHENTICATE_URI, KEYSTONE_AUTHTOKEN_AUTH_TYPE"),
+        ({**SETTINGS, "auth_url": ""}, "KEYSTONE_AUTHTOKEN_AUTH_URL"),
+        ({"auth_type": "password"}, "WWW_AUTHENTICATE_URI, KEYSTONE_AUTHTOKEN_AUTH_URL"),
+    ],
+)
+def test_keystone_without_its_settings_refuses_to_start(make_app, settings, missing):
+    with pytest.raises(ConfigurationError, match=missing):
+        make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=settings)
+
+
+def test_keystone_with_an_unknown_auth_type_refuses_to_start(make_app):
+    with pytest.raises(ConfigurationError, match="no keystoneauth plugin: 'passwort'"):
+        make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN={**SETTINGS, "auth_type": "passwort"})
+
+
+def test_unreachable_keystone_is_503_with_retry_after(make_app):
+    # A loopback port nothing listens on: every validation attempt is refused.
+    unreachable = {
+        **SETTINGS,
+        "auth_url": f"http://127.0.0.1:{free_port()}/identity",
+        "username": "image-catalogue",
+        "password": "unused",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "project_domain_name": "Default",
+    }
+    client = make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=unreachable).test_client()
+    response = client.get("/v1.1/images/detail", headers={"X-Auth-Token": uuid.uuid4().hex})
+    assert "identity service" in error_message(response, 503)
+    assert response.headers["Retry-After"] == "1"
+    assert response.headers["Content-Type"].startswith("application/json")
+    error_message(client.get("/v1.1/images/detail"), 401)

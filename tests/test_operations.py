@@ -2,8 +2,10 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import signal
+import string
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from app.web.observability import JsonFormatter
+from app.web.observability import KNOWN_METHODS, JsonFormatter
 from deploy.stack import READY_DEADLINE_SECONDS
 from helpers import error_message
 from servers import start_service
@@ -181,3 +183,41 @@ def test_metrics_add_up_all_gunicorn_workers_and_outlive_a_killed_one(
         assert _live_sample(server.url, "image_catalogue_requests_total", **ok) == sent
     finally:
         server.stop()
+
+
+def _series(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    return set(re.findall(r"^(image_catalogue_\w+\{[^}]*\})", text, re.MULTILINE))
+
+
+def test_junk_methods_and_paths_add_no_metric_series(client):
+    rng = random.Random(13)
+
+    def junk(count):
+        for _ in range(count):
+            method = "".join(rng.choices(string.ascii_uppercase, k=20))
+            path = "/" + "/".join(
+                "".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(3)
+            )
+            client.open(path, method=method)
+            client.open(path)
+            client.open(DETAIL + path, method=method)
+
+    junk(3)  # the closed sets' own series ("unmatched", "other", 404, 405) appear once
+    _series(client)  # and so do /metrics' own
+    before = _series(client)
+    junk(300)
+    after = _series(client)
+    assert after == before
+    assert set(re.findall(r'method="([^"]*)"', " ".join(after))) <= KNOWN_METHODS | {"other"}
+
+
+def test_credential_parameters_are_masked_in_the_access_log(client, make_token, log_lines):
+    token = make_token()
+    client.get(
+        f"{DETAIL}?X-Auth-Token={token}&name=cirros&password=hunter2&access_token=abc",
+        headers={"X-Auth-Token": token},
+    )
+    (entry,) = [line for line in log_lines() if line["message"] == "request"]
+    assert entry["query"] == "X-Auth-Token=***&name=cirros&password=***&access_token=***"
+    assert token not in json.dumps(entry)

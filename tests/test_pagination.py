@@ -61,3 +61,23 @@ def test_unknown_marker_is_400(list_images, make_image):
 def test_marker_of_an_image_the_caller_cannot_see_is_400(list_images, make_image):
     hidden = make_image(is_public=False, owner="someone-else")
     error_message(list_images(f"marker={hidden}"), 400)
+
+
+@pytest.mark.parametrize("kind", ["unknown", "invisible", "deleted"])
+def test_limit_zero_still_checks_the_marker(list_images, make_image, kind):
+    marker = {
+        "unknown": lambda: str(uuid.uuid4()),
+        "invisible": lambda: make_image(is_public=False, owner="someone-else"),
+        "deleted": lambda: make_image(status="deleted", deleted=True, deleted_at=BASE_TIME),
+    }[kind]()
+    assert "Invalid marker" in error_message(list_images(f"limit=0&marker={marker}"), 400)
+
+
+def test_limit_zero_with_a_good_marker_is_an_empty_page(list_images, make_image):
+    marker = make_image()
+    assert list_images(f"limit=0&marker={marker}").get_json() == {"images": []}
+
+
+def test_an_impossible_filter_still_checks_the_marker(list_images):
+    message = error_message(list_images(f"size_min={2**64}&marker={uuid.uuid4()}"), 400)
+    assert "Invalid marker" in message

@@ -87,3 +87,19 @@ def test_brief_listing_has_six_keys_and_the_same_images(list_images, make_image)
     assert image_ids(list_images("limit=2&sort_key=name", path="/v1.1/images")) == image_ids(
         list_images("limit=2&sort_key=name")
     )
+
+
+def test_more_property_filters_than_the_cap_is_400_naming_it(list_images, make_image):
+    make_image(properties={f"k{number}": "v" for number in range(21)})
+    at_cap = "&".join(f"property-k{number}=v" for number in range(20))
+    assert len(image_ids(list_images(at_cap))) == 1
+    message = error_message(list_images(at_cap + "&property-k20=v"), 400)
+    assert "at most 20 property-<key> filters" in message
+
+
+def test_several_property_filters_need_every_pair(list_images, make_image):
+    full = make_image(properties={"a": "1", "b": "2", "c": "3"})
+    make_image(properties={"a": "1", "b": "2"})
+    make_image(properties={"a": "1", "b": "3", "c": "3"})
+    assert image_ids(list_images("property-a=1&property-b=2&property-c=3")) == [full]
+    assert len(image_ids(list_images("property-a=1&property-b=2"))) == 2

@@ -32,3 +32,25 @@ def test_forwarded_headers_are_honoured_only_behind_a_trusted_proxy(client, make
     assert _self_link(client.get("/", headers=FORWARDED)) == "http://localhost/v1.1/"
     proxied = make_app(TRUSTED_PROXIES=1).test_client()
     assert _self_link(proxied.get("/", headers=FORWARDED)) == "https://cloud.example/v1.1/"
+
+
+def test_public_base_url_wins_over_host_and_forwarded_headers(make_app):
+    client = make_app(PUBLIC_BASE_URL="https://images.example.com", TRUSTED_PROXIES=1).test_client()
+    response = client.get("/", headers={**FORWARDED, "Host": "evil.example"})
+    assert _self_link(response) == "https://images.example.com/v1.1/"
+
+
+def test_hosts_outside_allowed_hosts_are_400(make_app):
+    client = make_app(TRUSTED_HOSTS=["images.example.com"]).test_client()
+    refused = client.get("/", headers={"Host": "evil.example"})
+    assert refused.status_code == 400
+    assert "evil.example" in refused.get_json()["error"]["message"]
+    assert client.get("/", headers={"Host": "images.example.com"}).status_code == 300
+
+
+def test_redirects_never_name_the_requests_host(client):
+    response = client.get(
+        "/", environ_overrides={"PATH_INFO": "/v1.1//images/detail", "HTTP_HOST": "evil.example"}
+    )
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/v1.1/images/detail"

@@ -14,7 +14,7 @@ from flask import current_app
 from flask_migrate import Migrate
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.config import EMBEDDED, ConfigurationError, database_url_problem
+from app.config import EMBEDDED
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -40,14 +40,8 @@ migrate = Migrate()
 
 
 def init_app(app):
-    """Bind the extensions to the database DATABASE_URL names.
-
-    :raises ConfigurationError: DATABASE_URL is unset or not a PostgreSQL URL.
-    """
+    """Bind the extensions to the database DATABASE_URL names (checked by create_app)."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
-    problem = database_url_problem(url)
-    if problem:
-        raise ConfigurationError(problem)
     if url == EMBEDDED:
         from app.db import embedded
 

@@ -44,6 +44,7 @@ def check_plans(session, *, max_ms=None, min_rows=MIN_ROWS):
             "limit": PAGE,
             "is_public": is_public,
             "properties": {},
+            "matches_nothing": False,
             **filters,
         }
         if with_marker:

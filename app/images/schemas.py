@@ -3,7 +3,16 @@
 import csv
 
 from flask import current_app
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+)
 from werkzeug.exceptions import BadRequest
 
 from app.images.timestamps import format_timestamp, parse_iso8601
@@ -21,6 +30,7 @@ SORT_KEYS = (
 SORT_DIRS = ("asc", "desc")
 PROPERTY_PREFIX = "property-"
 BIGINT_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
 # Parameters that are not filters; Glance named the others "filter <name>".
 PAGING_PARAMS = {"limit", "marker", "sort_key", "sort_dir"}
 ECHO_LIMIT = 100
@@ -70,9 +80,11 @@ class Timestamp(fields.Field):
 
 
 def _non_negative():
+    # Any size: a value beyond a column's range is still a valid filter
+    # (bound_values below), it just never reaches PostgreSQL.
     return fields.Integer(
         strict=False,
-        validate=validate.Range(min=0, max=BIGINT_MAX, error="must be an integer from 0 to {max}"),
+        validate=validate.Range(min=0, error="must be an integer of 0 or more"),
         error_messages={"invalid": "must be an integer"},
     )
 
@@ -128,12 +140,23 @@ class ImageQuerySchema(Schema):
         }
         return loaded
 
+    @validates("properties")
+    def few_enough_property_filters(self, properties, **kwargs):
+        cap = current_app.config["PROPERTY_FILTERS_MAX"]
+        if len(properties) > cap:
+            raise ValidationError(f"at most {cap} property-<key> filters are accepted")
+
     @post_load
-    def bound_limit(self, query, **kwargs):
+    def bound_values(self, query, **kwargs):
+        """Clamp `limit`; note filters no stored value can match, keeping them off the SQL."""
         config = current_app.config
         query["limit"] = min(
             query.get("limit", config["PAGE_LIMIT_DEFAULT"]), config["PAGE_LIMIT_MAX"]
         )
+        if query.get("size_max", 0) > BIGINT_MAX:
+            query["size_max"] = BIGINT_MAX  # every stored size is below it
+        beyond = {"size_min": BIGINT_MAX, "min_ram": INT_MAX, "min_disk": INT_MAX}
+        query["matches_nothing"] = any(query.get(name, 0) > top for name, top in beyond.items())
         return query
 
     def handle_error(self, error, data, **kwargs):
@@ -146,6 +169,8 @@ class ImageQuerySchema(Schema):
 
 
 def _describe(name, value, messages):
+    if name == "properties":
+        return f"Bad value passed to filters {PROPERTY_PREFIX}*: {'; '.join(messages)}."
     if isinstance(value, str) and len(value) > ECHO_LIMIT:
         value = value[:ECHO_LIMIT] + "..."
     kind = "" if name in PAGING_PARAMS else "filter "

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.images.schemas import BIGINT_MAX
+from app.images.schemas import BIGINT_MAX, INT_MAX
 from app.images.timestamps import parse_iso8601
 from app.models import Image
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")
 IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
-INT_MAX = 2**31 - 1
 ERRORS_SHOWN = 20
 
 

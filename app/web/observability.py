@@ -8,7 +8,9 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
+from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import (
@@ -25,6 +27,11 @@ from app.db import db
 from app.web import request_id
 
 bp = Blueprint("observability", __name__)
+
+CREDENTIAL_WORDS = frozenset(
+    {"token", "password", "passwd", "secret", "credential", "credentials", "auth", "apikey"}
+)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter(
     "image_catalogue_requests_total", "HTTP requests answered.", ["route", "method", "status"]
@@ -82,8 +89,10 @@ def _start_timer():
 
 def _record(response):
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    # Every label comes from a closed set, so no request can add a time series.
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(route, request.method, response.status_code).inc()
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    REQUESTS.labels(route, method, response.status_code).inc()
     LATENCY.labels(route).observe(elapsed)
     pool = db.engine.pool
     DB_POOL.labels("checked_out").set(pool.checkedout())
@@ -93,13 +102,27 @@ def _record(response):
         extra=log_fields(
             method=request.method,
             path=request.path,
-            query=request.query_string.decode("latin-1")[:1000],
+            query=masked_query(request.query_string)[:1000],
             status=response.status_code,
             duration_ms=round(elapsed * 1000, 2),
             remote_addr=request.remote_addr,
         ),
     )
     return response
+
+
+def masked_query(query_string):
+    """The query string with the values of credential-like parameters replaced by ***.
+
+    Tokens belong in a header; one sent as a parameter is ignored by the
+    service and must not end up in the logs either.
+    """
+    parts = []
+    for part in query_string.decode("latin-1").split("&"):
+        name, equals, _ = part.partition("=")
+        words = set(re.split(r"[^a-z0-9]+", unquote_plus(name).lower()))
+        parts.append(f"{name}=***" if equals and words & CREDENTIAL_WORDS else part)
+    return "&".join(parts)
 
 
 @bp.get("/metrics")

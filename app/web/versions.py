@@ -1,6 +1,6 @@
 """The versions document that openstacksdk and keystoneauth use for discovery."""
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 bp = Blueprint("versions", __name__)
 
@@ -11,7 +11,8 @@ VERSIONS = (("v1.1", "v1.1"), ("v1.0", "v1"))
 @bp.get("/versions")
 def list_versions():
     """List the API versions this service serves, both deprecated like Glance v1."""
-    base = request.host_url.rstrip("/")
+    # PUBLIC_BASE_URL when set: then neither Host nor X-Forwarded-* can steer clients.
+    base = (current_app.config["PUBLIC_BASE_URL"] or request.host_url).rstrip("/")
     versions = [
         {
             "id": version_id,
