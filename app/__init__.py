@@ -4,7 +4,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Rule
 
-from app import auth, commands
+from app import auth, cli
 from app import db as database
 from app.config import Config, ConfigurationError, startup_problem
 from app.images import bp as images_bp
@@ -62,7 +62,7 @@ def create_app(config_class=Config):
     app.register_blueprint(openapi.bp)
     app.register_blueprint(images_bp, url_prefix="/v1.1/images")
     app.register_blueprint(images_bp, url_prefix="/v1/images", name="images_v1")
-    commands.init_app(app)
+    cli.init_app(app)
 
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

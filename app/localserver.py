@@ -13,7 +13,7 @@ import flask_migrate
 
 from app import create_app
 from app.db import db
-from app.loading import jsonl
+from app.loading import jsonl, upsert
 from app.tokens import issue_token
 from deploy.stack import ROOT, ProcessFailed, answers, start_gunicorn, wait_until_answering
 
@@ -31,9 +31,9 @@ def main():
     app = create_app()
     with app.app_context():
         flask_migrate.upgrade()
-        if jsonl.is_empty(db.session):
+        if upsert.is_empty(db.session):
             with DEMO_CATALOGUE.open("rb") as lines:
-                summary = jsonl.load(db.session, jsonl.parse_lines(lines))
+                summary = upsert.load(db.session, jsonl.parse_lines(lines), source="import")
             print(f"Loaded the demo catalogue: {summary.inserted} images.", file=sys.stderr)
         token = issue_token(
             db.session, project_id=DEMO_PROJECT, roles=["member"], ttl_seconds=86400

@@ -99,3 +99,15 @@ class ApiToken(db.Model):
     roles = sa.Column(ARRAY(sa.String(64)), nullable=False, server_default="{}")
     expires_at = sa.Column(UTC_TIMESTAMP)
     created_at = sa.Column(UTC_TIMESTAMP, nullable=False, server_default=sa.func.now())
+
+
+class CatalogueLoad(db.Model):
+    """The latest load from each source (import, generate, glance), for /metrics."""
+
+    __tablename__ = "catalogue_loads"
+
+    source = sa.Column(sa.String(32), primary_key=True)
+    finished_at = sa.Column(UTC_TIMESTAMP, nullable=False, server_default=sa.func.clock_timestamp())
+    inserted = sa.Column(sa.Integer, nullable=False)
+    updated = sa.Column(sa.Integer, nullable=False)
+    unchanged = sa.Column(sa.Integer, nullable=False)

@@ -11,6 +11,9 @@ import sqlalchemy as sa
 from app.models import ApiToken
 
 ADMIN_ROLE = "admin"
+# `tokens list` shows this much of a token's SHA-256 as its id: enough to be
+# unique among a service's tokens, and useless for guessing the token.
+TOKEN_ID_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,52 @@ def issue_token(session, *, project_id, roles, ttl_seconds):
     return token
 
 
-def revoke_tokens(session, *, token=None, project_id=None):
-    """Delete one token (by value) or every token of a project; return how many."""
+def revoke_tokens(session, *, token=None, token_id=None, project_id=None):
+    """Delete one token (by value or by id) or every token of a project; return how many."""
     if token is not None:
         condition = ApiToken.token_hash == hash_token(token)
+    elif token_id is not None:
+        # An id is a prefix of the hash: exactly one token must match it.
+        condition = ApiToken.token_hash.startswith(token_id, autoescape=True)
+        if len(token_id) < TOKEN_ID_LENGTH:
+            return 0
     else:
         condition = ApiToken.project_id == project_id
     revoked = session.execute(sa.delete(ApiToken).where(condition)).rowcount
     session.commit()
     return revoked
+
+
+@dataclass(frozen=True)
+class TokenListing:
+    id: str
+    project_id: str | None
+    roles: list
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    expired: bool
+
+
+def list_tokens(session):
+    """Every token, oldest first, identified by the start of its hash (never the token)."""
+    rows = session.execute(
+        sa.select(
+            ApiToken.token_hash,
+            ApiToken.project_id,
+            ApiToken.roles,
+            ApiToken.created_at,
+            ApiToken.expires_at,
+            sa.func.coalesce(ApiToken.expires_at <= sa.func.now(), False),
+        ).order_by(ApiToken.created_at, ApiToken.token_hash)
+    )
+    return [TokenListing(digest[:TOKEN_ID_LENGTH], *rest) for digest, *rest in rows]
+
+
+def purge_expired_tokens(session):
+    """Delete the tokens past their expiry; return how many."""
+    purged = session.execute(sa.delete(ApiToken).where(ApiToken.expires_at <= sa.func.now()))
+    session.commit()
+    return purged.rowcount
 
 
 def find_caller(session, token, cache=None):

@@ -89,7 +89,10 @@ def clean_tables(request):
         app = request.getfixturevalue("app")
         with app.app_context():
             db.session.execute(
-                sa.text("TRUNCATE images, image_properties, image_members, api_tokens CASCADE")
+                sa.text(
+                    "TRUNCATE images, image_properties, image_members, api_tokens, catalogue_loads"
+                    " CASCADE"
+                )
             )
             db.session.commit()
 

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.db import db
 from app.models import Image, ImageMember, ImageProperty
-from app.tokens import find_caller
+from app.tokens import find_caller, hash_token
 from helpers import image_ids
 
 CIRROS_ID = "3c3d1d01-b48a-4639-8a88-08be3b9b5d78"
@@ -133,7 +133,7 @@ def test_generate_is_deterministic_and_upserts(app, run):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ImageProperty)) > 0
     assert {"active", "deleted"} <= statuses
     result = run("images", "generate", "--count", "300", "--seed", "7")
-    assert "0 inserted, 300 updated" in result.output
+    assert "0 inserted, 0 updated, 300 unchanged" in result.output
     with app.app_context():
         again = db.session.execute(
             sa.select(Image.id, Image.name, Image.size).order_by(Image.id)
@@ -220,7 +220,7 @@ def test_import_reads_time_zones_and_takes_naive_times_as_utc(run, list_images):
 def test_import_of_blank_input_changes_nothing(run):
     result = run("images", "import", "-", input="\n\n")
     assert result.exit_code == 0, result.output
-    assert "0 inserted, 0 updated" in result.output
+    assert "0 inserted, 0 updated, 0 unchanged" in result.output
 
 
 def test_check_plans_exit_status_follows_max_ms(run):
@@ -243,3 +243,73 @@ def test_tokens_issue_without_project_and_with_ttl_0_never_expires(app, run, lis
     lines = [_line(is_public=False, owner="p1", members=["p2"]), _line(id=public_id, owner="p1")]
     run("images", "import", "-", input="\n".join(lines) + "\n")
     assert image_ids(list_images(token=result.output.strip())) == [public_id]
+
+
+def test_tokens_list_shows_ids_never_tokens_and_revoke_takes_an_id(app, run, make_token):
+    kept = make_token(project="p1", roles=("admin", "member"))
+    revoked = make_token(project="p2")
+    with app.app_context():
+        db.session.execute(sa.text("UPDATE api_tokens SET expires_at = NULL"))
+        db.session.commit()
+    listing = run("tokens", "list")
+    assert listing.exit_code == 0, listing.output
+    assert kept not in listing.output and revoked not in listing.output
+    lines = listing.output.splitlines()
+    assert lines[0].split() == ["ID", "PROJECT", "ROLES", "CREATED", "EXPIRES"]
+    by_project = {line.split()[1]: line.split() for line in lines[1:]}
+    assert by_project["p1"][2] == "admin,member" and by_project["p1"][-1] == "never"
+    assert run("tokens", "revoke", "--id", by_project["p2"][0]).output.strip() == "1"
+    with app.app_context():
+        assert find_caller(db.session, revoked) is None
+        assert find_caller(db.session, kept).project_id == "p1"
+    assert run("tokens", "revoke", "--id", "abc").output.strip() == "0"  # too short to name one
+
+
+def test_tokens_purge_deletes_only_expired_tokens(app, run, make_token):
+    live, forever, expired = make_token(), make_token(ttl=0), make_token()
+    with app.app_context():
+        db.session.execute(
+            sa.text(
+                "UPDATE api_tokens SET expires_at = now() - interval '1 minute'"
+                " WHERE token_hash = :h"
+            ),
+            {"h": hash_token(expired)},
+        )
+        db.session.commit()
+    assert "(expired)" in run("tokens", "list").output
+    assert run("tokens", "purge").output.strip() == "1"
+    with app.app_context():
+        assert db.session.scalar(sa.text("SELECT count(*) FROM api_tokens")) == 2
+        assert find_caller(db.session, live) and find_caller(db.session, forever)
+
+
+def test_loading_the_same_images_again_writes_nothing(app, run):
+    lines = "\n".join(
+        _line(id=f"00000000-0000-4000-8000-{n:012d}", properties={"k": str(n)}, members=["m"])
+        for n in range(5)
+    )
+    assert run("images", "import", "-", input=lines + "\n").exit_code == 0
+
+    def row_versions():
+        with app.app_context():
+            return [
+                db.session.scalars(sa.text(f"SELECT xmin::text FROM {table} ORDER BY 1")).all()
+                for table in ("images", "image_properties", "image_members")
+            ]
+
+    before = row_versions()
+    result = run("images", "import", "-", input=lines + "\n")
+    assert "0 inserted, 0 updated, 5 unchanged" in result.output
+    assert row_versions() == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"name": "renamed"}, {"properties": {"k": "other"}}, {"properties": {}}, {"members": []}],
+)
+def test_a_change_to_fields_properties_or_members_counts_as_updated(run, change):
+    original = _line(properties={"k": "v"}, members=["m"], is_public=False)
+    assert run("images", "import", "-", input=original + "\n").exit_code == 0
+    changed = json.dumps({**json.loads(original), **change})
+    result = run("images", "import", "-", input=changed + "\n")
+    assert "0 inserted, 1 updated, 0 unchanged" in result.output

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.db import db
 from app.images import plans
-from app.loading import jsonl, synthetic
+from app.loading import synthetic, upsert
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def synthetic_catalogue(app):
         records = synthetic.generate_records(
             3000, seed=3, projects=20, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         )
-        jsonl.load(db.session, records)
+        upsert.load(db.session, records, source="generate")
 
 
 def _check(drop_index=None):

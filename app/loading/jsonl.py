@@ -1,24 +1,17 @@
-"""Bulk loading of the catalogue: JSON Lines imports and synthetic catalogues.
+"""`images import`: JSON Lines records, validated whole before anything is written.
 
-Both paths stage rows in temporary files in COPY text format (bounded memory),
-COPY them into temporary tables, then upsert by id in one transaction: a load
+Valid records go to app/loading/upsert.py in one transaction: an import
 either replaces the named images completely or changes nothing.
 """
 
-import contextlib
 import json
-import tempfile
-from dataclasses import dataclass
 
-import sqlalchemy as sa
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from app.images.schemas import BIGINT_MAX, INT_MAX
 from app.images.timestamps import parse_iso8601
-from app.models import Image
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")
-IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
 ERRORS_SHOWN = 20
 
 
@@ -28,12 +21,6 @@ class ImportRejected(Exception):
     def __init__(self, errors):
         super().__init__(f"{len(errors)} invalid line(s)")
         self.errors = errors
-
-
-@dataclass
-class LoadSummary:
-    inserted: int
-    updated: int
 
 
 class Text(fields.Str):
@@ -140,116 +127,3 @@ def _flatten(messages):
     if isinstance(messages, list):
         return ", ".join(_flatten(message) for message in messages)
     return str(messages)
-
-
-def load(session, numbered_records, on_staged=lambda count: None):
-    """Upsert (line number, record) pairs by id in one transaction.
-
-    :raises ImportRejected: two records share an id; nothing was written.
-    """
-    with _StagingFiles() as staging:
-        for line_no, record in numbered_records:
-            staging.add(line_no, record)
-        on_staged(staging.count)
-        cursor = session.connection().connection.cursor()
-        _copy_into_temporary_tables(cursor, staging)
-    duplicates = _duplicate_ids(cursor)
-    if duplicates:
-        session.rollback()
-        raise ImportRejected(duplicates)
-    summary = _upsert(cursor)
-    # Fresh planner statistics: a bulk load can change the data's shape.
-    cursor.execute("ANALYZE images; ANALYZE image_properties; ANALYZE image_members")
-    session.commit()
-    return summary
-
-
-class _StagingFiles(contextlib.ExitStack):
-    """Rows in COPY text format, kept on disk so memory stays flat."""
-
-    def __enter__(self):
-        super().__enter__()
-        self.images, self.properties, self.members = (
-            self.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
-            for _ in range(3)
-        )
-        self.count = 0
-        return self
-
-    def add(self, line_no, record):
-        self.count += 1
-        image_id = record["id"]
-        self.images.write(_copy_row([record[name] for name in IMAGE_COLUMNS] + [line_no]))
-        for name, value in record["properties"].items():
-            self.properties.write(_copy_row((image_id, name, value)))
-        for member in record["members"]:
-            self.members.write(_copy_row((image_id, member)))
-
-
-def _copy_row(values):
-    return "\t".join(map(_copy_value, values)) + "\n"
-
-
-def _copy_value(value):
-    if value is None:
-        return r"\N"
-    return (
-        str(value)
-        .replace("\\", "\\\\")
-        .replace("\t", "\\t")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
-
-
-def _copy_into_temporary_tables(cursor, staging):
-    cursor.execute(
-        # The service's statement timeout protects requests, not bulk loads.
-        "SET LOCAL statement_timeout = 0;"
-        "CREATE TEMP TABLE import_images (LIKE images, line_no integer) ON COMMIT DROP;"
-        "CREATE TEMP TABLE import_properties (LIKE image_properties) ON COMMIT DROP;"
-        "CREATE TEMP TABLE import_members (LIKE image_members) ON COMMIT DROP;"
-    )
-    for table, staged in (
-        ("import_images", staging.images),
-        ("import_properties", staging.properties),
-        ("import_members", staging.members),
-    ):
-        staged.seek(0)
-        cursor.copy_expert(f"COPY {table} FROM STDIN", staged, size=1 << 20)
-
-
-def _duplicate_ids(cursor):
-    cursor.execute(
-        "SELECT id, array_agg(line_no ORDER BY line_no) FROM import_images"
-        " GROUP BY id HAVING count(*) > 1 ORDER BY min(line_no)"
-    )
-    return [
-        f"line {lines[1]}: id {image_id} already appears on line {lines[0]}"
-        for image_id, lines in cursor.fetchall()
-    ]
-
-
-def _upsert(cursor):
-    columns = ", ".join(IMAGE_COLUMNS)
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in IMAGE_COLUMNS if name != "id")
-    cursor.execute("SELECT count(*) FROM import_images JOIN images USING (id)")
-    (updated,) = cursor.fetchone()
-    cursor.execute("SELECT count(*) FROM import_images")
-    (total,) = cursor.fetchone()
-    cursor.execute(
-        "DELETE FROM image_properties WHERE image_id IN (SELECT id FROM import_images);"
-        "DELETE FROM image_members WHERE image_id IN (SELECT id FROM import_images);"
-        # In created_at order, most index insertions land next to the previous
-        # one: every images index but the id and owner ones has created_at
-        # first or right after a low-cardinality sort key.
-        f"INSERT INTO images ({columns}) SELECT {columns} FROM import_images"
-        f" ORDER BY created_at, id ON CONFLICT (id) DO UPDATE SET {updates};"
-        "INSERT INTO image_properties SELECT * FROM import_properties ORDER BY image_id;"
-        "INSERT INTO image_members SELECT * FROM import_members ORDER BY image_id;"
-    )
-    return LoadSummary(inserted=total - updated, updated=updated)
-
-
-def is_empty(session):
-    return session.execute(sa.select(Image.id).limit(1)).first() is None

@@ -1,4 +1,4 @@
-"""Command line: `flask --app wsgi images ...` and `flask --app wsgi tokens ...`."""
+"""`flask --app wsgi images ...`: load the catalogue and check its query plans."""
 
 import contextlib
 import os
@@ -10,17 +10,10 @@ from flask.cli import AppGroup
 from app.db import db
 from app.images import plans
 from app.images.timestamps import parse_iso8601
-from app.loading import jsonl, synthetic
-from app.tokens import issue_token, revoke_tokens
+from app.loading import jsonl, synthetic, upsert
 
 images_cli = AppGroup("images", help="Load images into the catalogue.")
-tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
-
-
-def init_app(app):
-    app.cli.add_command(images_cli)
-    app.cli.add_command(tokens_cli)
 
 
 @images_cli.command("import")
@@ -33,8 +26,8 @@ def import_images(path):
     validated first and any invalid line aborts the import unchanged.
     """
     with _lines_with_progress(path) as lines:
-        summary = _load_or_exit(jsonl.parse_lines(lines))
-    _print_summary(summary)
+        summary = _load_or_exit(jsonl.parse_lines(lines), source="import")
+    click.echo(summary)
 
 
 @images_cli.command("generate")
@@ -61,8 +54,8 @@ def generate_images(count, seed, projects, until):
         raise click.BadParameter(str(error), param_hint="--until") from None
     records = synthetic.generate_records(count, seed=seed, projects=projects, until=until_at)
     with click.progressbar(records, length=count, label="Generating", file=sys.stderr) as bar:
-        summary = _load_or_exit(bar)
-    _print_summary(summary)
+        summary = _load_or_exit(bar, source="generate")
+    click.echo(summary)
 
 
 @images_cli.command("check-plans")
@@ -91,28 +84,6 @@ def check_plans(max_ms, show):
     sys.exit(1 if failed else 0)
 
 
-@tokens_cli.command("issue")
-@click.option("--project", help="Project id; without one the token sees public images only.")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    default=("member",),
-    show_default=True,
-    help="A role (repeatable); 'admin' grants admin visibility.",
-)
-@click.option(
-    "--ttl",
-    type=click.IntRange(min=0),
-    default=86400,
-    show_default=True,
-    help="Lifetime in seconds; 0 means the token never expires.",
-)
-def issue(project, roles, ttl):
-    """Issue a token and print it (only the token, on stdout)."""
-    click.echo(issue_token(db.session, project_id=project, roles=roles, ttl_seconds=ttl))
-
-
 # click draws progress bars only on a terminal; elsewhere it prints the label once.
 @contextlib.contextmanager
 def _lines_with_progress(path):
@@ -134,36 +105,29 @@ def _tracked(stream, bar):
         yield line
 
 
-def _load_or_exit(records):
+def _load_or_exit(records, source):
     try:
-        return jsonl.load(db.session, records, on_staged=_announce_writing)
+        return upsert.load(db.session, records, source=source, on_staged=_announce_writing)
     except jsonl.ImportRejected as rejected:
-        click.echo(f"\nImport rejected, nothing was changed: {rejected}", err=True)
-        for line in rejected.errors[: jsonl.ERRORS_SHOWN]:
-            click.echo(f"  {line}", err=True)
-        hidden = len(rejected.errors) - jsonl.ERRORS_SHOWN
-        if hidden > 0:
-            click.echo(f"  ... and {hidden} more", err=True)
-        sys.exit(1)
+        _reject(rejected.errors)
+    except upsert.RepeatedIds as repeated:
+        _reject(
+            [
+                f"line {positions[1]}: id {image_id} already appears on line {positions[0]}"
+                for image_id, positions in repeated.repeats
+            ]
+        )
+
+
+def _reject(errors):
+    click.echo(f"\nImport rejected, nothing was changed: {len(errors)} invalid line(s)", err=True)
+    for line in errors[: jsonl.ERRORS_SHOWN]:
+        click.echo(f"  {line}", err=True)
+    hidden = len(errors) - jsonl.ERRORS_SHOWN
+    if hidden > 0:
+        click.echo(f"  ... and {hidden} more", err=True)
+    sys.exit(1)
 
 
 def _announce_writing(count):
     click.echo(f"\nWriting {count} images to the database...", err=True)
-
-
-def _print_summary(summary):
-    click.echo(f"{summary.inserted} inserted, {summary.updated} updated")
-
-
-@tokens_cli.command("revoke")
-@click.argument("token", required=False)
-@click.option("--project", help="Revoke every token of this project instead.")
-def revoke(token, project):
-    """Revoke TOKEN, or all tokens of --project; print how many were revoked.
-
-    Workers that saw a token recently keep accepting it for up to
-    TOKEN_CACHE_SECONDS.
-    """
-    if (token is None) == (project is None):
-        raise click.UsageError("give either TOKEN or --project")
-    click.echo(revoke_tokens(db.session, token=token, project_id=project))

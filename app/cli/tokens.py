@@ -1,0 +1,74 @@
+"""`flask --app wsgi tokens ...`: issue, list, revoke and purge API tokens."""
+
+import click
+from flask.cli import AppGroup
+
+from app.db import db
+from app.tokens import issue_token, list_tokens, purge_expired_tokens, revoke_tokens
+
+tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+
+
+@tokens_cli.command("issue")
+@click.option("--project", help="Project id; without one the token sees public images only.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=("member",),
+    show_default=True,
+    help="A role (repeatable); 'admin' grants admin visibility.",
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=0),
+    default=86400,
+    show_default=True,
+    help="Lifetime in seconds; 0 means the token never expires.",
+)
+def issue(project, roles, ttl):
+    """Issue a token and print it (only the token, on stdout)."""
+    click.echo(issue_token(db.session, project_id=project, roles=roles, ttl_seconds=ttl))
+
+
+@tokens_cli.command("revoke")
+@click.argument("token", required=False)
+@click.option("--id", "token_id", help="Revoke the token with this id (from `tokens list`).")
+@click.option("--project", help="Revoke every token of this project instead.")
+def revoke(token, token_id, project):
+    """Revoke TOKEN, the token --id, or all tokens of --project; print how many were revoked.
+
+    Workers that saw a token recently keep accepting it for up to
+    TOKEN_CACHE_SECONDS.
+    """
+    if sum(value is not None for value in (token, token_id, project)) != 1:
+        raise click.UsageError("give exactly one of TOKEN, --id or --project")
+    click.echo(revoke_tokens(db.session, token=token, token_id=token_id, project_id=project))
+
+
+@tokens_cli.command("list")
+def list_command():
+    """List tokens: id (the start of the stored hash), project, roles, expiry. No secrets.
+
+    The id is what `tokens revoke --id` takes; the token itself cannot be recovered.
+    """
+    rows = list_tokens(db.session)
+    click.echo(f"{'ID':14}{'PROJECT':34}{'ROLES':24}{'CREATED':22}EXPIRES")
+    for token in rows:
+        expires = _minute(token.expires_at) if token.expires_at else "never"
+        if token.expired:
+            expires += " (expired)"
+        click.echo(
+            f"{token.id:14}{token.project_id or '-':34}{','.join(token.roles):24}"
+            f"{_minute(token.created_at):22}{expires}"
+        )
+
+
+@tokens_cli.command("purge")
+def purge():
+    """Delete expired tokens; print how many."""
+    click.echo(purge_expired_tokens(db.session))
+
+
+def _minute(moment):
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

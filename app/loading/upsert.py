@@ -1,0 +1,237 @@
+"""The one way images are written: stage records in COPY files, then upsert them by id.
+
+Every writer (JSON Lines import, synthetic catalogue, Glance mirror) hands
+records shaped like the listing's 18 fields plus `properties` and `members`
+to a Staging, then calls `upsert`. Staging keeps rows in temporary files in
+COPY text format (bounded memory); `upsert` copies them into temporary tables
+and, inside the caller's transaction, writes only what differs: an image whose
+fields, properties and members are all unchanged is not touched, so a second
+identical load writes nothing. The caller commits, once per load or per batch.
+"""
+
+import contextlib
+import tempfile
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.models import Image
+
+IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
+COPY_BUFFER = 1 << 20
+
+
+@dataclass
+class LoadSummary:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other):
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+    @property
+    def changed(self):
+        return self.inserted + self.updated
+
+    def __str__(self):
+        return f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged"
+
+
+class Staging(contextlib.ExitStack):
+    """Records in COPY text format, kept on disk so memory stays flat.
+
+    `position` (a line number, or any increasing number) names a record in
+    error messages, e.g. for ids that appear twice.
+    """
+
+    def __enter__(self):
+        super().__enter__()
+        self.images, self.properties, self.members = (
+            self.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
+            for _ in range(3)
+        )
+        self.count = 0
+        return self
+
+    def add(self, position, record):
+        self.count += 1
+        image_id = record["id"]
+        self.images.write(_copy_row([record[name] for name in IMAGE_COLUMNS] + [position]))
+        for name, value in record["properties"].items():
+            self.properties.write(_copy_row((image_id, name, value)))
+        for member in record["members"]:
+            self.members.write(_copy_row((image_id, member)))
+
+
+def _copy_row(values):
+    return "\t".join(map(_copy_value, values)) + "\n"
+
+
+def _copy_value(value):
+    if value is None:
+        return r"\N"
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
+def copy_into_temporary_tables(session, staging):
+    """COPY the staged rows into staged_images/_properties/_members (dropped at commit)."""
+    cursor = _cursor(session)
+    cursor.execute(
+        # The service's statement timeout protects requests, not bulk loads.
+        "SET LOCAL statement_timeout = 0;"
+        "CREATE TEMP TABLE staged_images (LIKE images, position bigint) ON COMMIT DROP;"
+        "CREATE TEMP TABLE staged_properties (LIKE image_properties) ON COMMIT DROP;"
+        "CREATE TEMP TABLE staged_members (LIKE image_members) ON COMMIT DROP;"
+    )
+    for table, staged in (
+        ("staged_images", staging.images),
+        ("staged_properties", staging.properties),
+        ("staged_members", staging.members),
+    ):
+        staged.seek(0)
+        cursor.copy_expert(f"COPY {table} FROM STDIN", staged, size=COPY_BUFFER)
+
+
+class RepeatedIds(Exception):
+    """Staged records share ids; nothing was written. `repeats`: (id, [positions])."""
+
+    def __init__(self, repeats):
+        super().__init__(f"{len(repeats)} id(s) appear more than once")
+        self.repeats = repeats
+
+
+def load(session, numbered_records, *, source, on_staged=lambda count: None):
+    """Upsert (position, record) pairs in one transaction, committed at the end.
+
+    :raises RepeatedIds: two records share an id; nothing was written.
+    """
+    with Staging() as staging:
+        for position, record in numbered_records:
+            staging.add(position, record)
+        on_staged(staging.count)
+        copy_into_temporary_tables(session, staging)
+    repeats = _repeated_ids(session)
+    if repeats:
+        session.rollback()
+        raise RepeatedIds(repeats)
+    summary = upsert(session, source=source)
+    analyze(session)
+    session.commit()
+    return summary
+
+
+def _repeated_ids(session):
+    cursor = _cursor(session)
+    cursor.execute(
+        "SELECT id, array_agg(position ORDER BY position) FROM staged_images"
+        " GROUP BY id HAVING count(*) > 1 ORDER BY min(position)"
+    )
+    return cursor.fetchall()
+
+
+def upsert(session, *, source):
+    """Write the staged images that differ from the stored ones; record the load.
+
+    Runs in the session's transaction and does not commit.
+    """
+    cursor = _cursor(session)
+    cursor.execute(_FIND_CHANGES)
+    cursor.execute("SELECT count(*) FILTER (WHERE inserted), count(*) FROM staged_changes")
+    inserted, changed = cursor.fetchone()
+    cursor.execute("SELECT count(*) FROM staged_images")
+    (total,) = cursor.fetchone()
+    cursor.execute(_APPLY_CHANGES)
+    summary = LoadSummary(inserted, changed - inserted, total - changed)
+    cursor.execute(
+        "INSERT INTO catalogue_loads (source, inserted, updated, unchanged)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET"
+        " (finished_at, inserted, updated, unchanged) ="
+        " (clock_timestamp(), EXCLUDED.inserted, EXCLUDED.updated, EXCLUDED.unchanged)",
+        (source, summary.inserted, summary.updated, summary.unchanged),
+    )
+    return summary
+
+
+def analyze(session):
+    """Fresh planner statistics: a bulk load can change the data's shape."""
+    _cursor(session).execute("ANALYZE images; ANALYZE image_properties; ANALYZE image_members")
+
+
+def is_empty(session):
+    return session.execute(sa.select(Image.id).limit(1)).first() is None
+
+
+def _cursor(session):
+    return session.connection().connection.cursor()
+
+
+_FIELDS = ", ".join(IMAGE_COLUMNS)
+_COMPARED = ", ".join(name for name in IMAGE_COLUMNS if name != "id")
+
+# An image changes if it is new, if any field differs, or if its property or
+# member set differs (a symmetric difference of the staged and stored rows).
+_FIND_CHANGES = f"""CREATE TEMP TABLE staged_changes ON COMMIT DROP AS
+SELECT id, bool_or(inserted) AS inserted FROM (
+    SELECT staged.id, stored.id IS NULL AS inserted
+    FROM staged_images AS staged LEFT JOIN images AS stored USING (id)
+    WHERE stored.id IS NULL
+       OR ({", ".join(f"stored.{name}" for name in IMAGE_COLUMNS if name != "id")})
+          IS DISTINCT FROM
+          ({", ".join(f"staged.{name}" for name in IMAGE_COLUMNS if name != "id")})
+    UNION ALL
+    SELECT image_id, false FROM (
+        (SELECT image_id, name, value FROM staged_properties
+         EXCEPT
+         SELECT image_id, name, value FROM image_properties
+         WHERE image_id IN (SELECT id FROM staged_images))
+        UNION ALL
+        (SELECT image_id, name, value FROM image_properties
+         WHERE image_id IN (SELECT id FROM staged_images)
+         EXCEPT
+         SELECT image_id, name, value FROM staged_properties)
+    ) AS property_changes
+    UNION ALL
+    SELECT image_id, false FROM (
+        (SELECT image_id, member FROM staged_members
+         EXCEPT
+         SELECT image_id, member FROM image_members
+         WHERE image_id IN (SELECT id FROM staged_images))
+        UNION ALL
+        (SELECT image_id, member FROM image_members
+         WHERE image_id IN (SELECT id FROM staged_images)
+         EXCEPT
+         SELECT image_id, member FROM staged_members)
+    ) AS member_changes
+) AS changes
+GROUP BY id
+"""
+
+# In created_at order, most index insertions land next to the previous one:
+# every images index but the id and owner ones has created_at first or right
+# after a low-cardinality sort key.
+_APPLY_CHANGES = f"""DELETE FROM image_properties WHERE image_id IN (SELECT id FROM staged_changes);
+DELETE FROM image_members WHERE image_id IN (SELECT id FROM staged_changes);
+INSERT INTO images ({_FIELDS})
+SELECT {", ".join(f"staged.{name}" for name in IMAGE_COLUMNS)}
+FROM staged_images AS staged JOIN staged_changes USING (id)
+ORDER BY staged.created_at, staged.id
+ON CONFLICT (id) DO UPDATE SET ({_COMPARED}) = ROW({
+    ", ".join(f"EXCLUDED.{name}" for name in IMAGE_COLUMNS if name != "id")
+});
+INSERT INTO image_properties
+SELECT staged.* FROM staged_properties AS staged JOIN staged_changes ON id = image_id
+ORDER BY image_id;
+INSERT INTO image_members
+SELECT staged.* FROM staged_members AS staged JOIN staged_changes ON id = image_id
+ORDER BY image_id;
+"""
