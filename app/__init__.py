@@ -13,6 +13,7 @@ from app.web import (
     health,
     hosts,
     limits,
+    metrics,
     observability,
     openapi,
     request_id,
@@ -58,6 +59,7 @@ def create_app(config_class=Config):
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(versions.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(images_bp, url_prefix="/v1.1/images")

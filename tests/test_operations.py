@@ -1,3 +1,4 @@
+import datetime as dt
 import io
 import json
 import logging
@@ -7,24 +8,50 @@ import re
 import signal
 import string
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 import requests
 
+from app.db import db
+from app.loading import upsert
 from app.web.observability import KNOWN_METHODS, JsonFormatter
 from deploy.stack import READY_DEADLINE_SECONDS
 from helpers import error_message
 from servers import start_service
 
 DETAIL = "/v1.1/images/detail"
+RECORD = {
+    "name": "fresh",
+    "size": 1,
+    "virtual_size": None,
+    "status": "active",
+    "disk_format": "raw",
+    "container_format": "bare",
+    "checksum": None,
+    "created_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    "deleted_at": None,
+    "deleted": False,
+    "is_public": True,
+    "protected": False,
+    "min_ram": 0,
+    "min_disk": 0,
+    "owner": "p1",
+    "properties": {},
+    "members": [],
+}
 
 
 def _sample(client, metric, **labels):
-    text = client.get("/metrics").get_data(as_text=True)
+    return _sample_of(client.get("/metrics").get_data(as_text=True), metric, **labels)
+
+
+def _sample_of(text, metric, **labels):
     label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    found = re.search(rf"^{metric}\{{{re.escape(label_text)}\}} (\S+)$", text, re.MULTILINE)
+    series = re.escape(f"{metric}{{{label_text}}}" if labels else metric)
+    found = re.search(rf"^{series} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -141,10 +168,7 @@ def test_openapi_document_describes_the_listing(client):
 
 
 def _live_sample(base_url, metric, **labels):
-    text = requests.get(f"{base_url}/metrics", timeout=30).text
-    label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    found = re.search(rf"^{metric}\{{{re.escape(label_text)}\}} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    return _sample_of(requests.get(f"{base_url}/metrics", timeout=30).text, metric, **labels)
 
 
 def _counting_workers(metrics_dir):
@@ -221,3 +245,23 @@ def test_credential_parameters_are_masked_in_the_access_log(client, make_token, 
     (entry,) = [line for line in log_lines() if line["message"] == "request"]
     assert entry["query"] == "X-Auth-Token=***&name=cirros&password=***&access_token=***"
     assert token not in json.dumps(entry)
+
+
+def test_metrics_tell_how_fresh_the_catalogue_is(client, app):
+    newest = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+    assert not re.search(
+        r"^image_catalogue_newest_update_timestamp_seconds ",
+        client.get("/metrics").get_data(as_text=True),
+        re.MULTILINE,
+    )
+    records = [
+        (1, {**RECORD, "id": uuid.uuid4(), "updated_at": newest}),
+        (2, {**RECORD, "id": uuid.uuid4(), "updated_at": newest - dt.timedelta(days=3)}),
+    ]
+    with app.app_context():
+        before = time.time()
+        upsert.load(db.session, records, source="import")
+    assert _sample(client, "image_catalogue_newest_update_timestamp_seconds") == newest.timestamp()
+    loaded = _sample(client, "image_catalogue_last_load_timestamp_seconds", source="import")
+    assert before - 1 <= loaded <= time.time() + 1
+    assert _sample(client, "image_catalogue_last_load_timestamp_seconds", source="glance") == 0

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from app.models import Image, ImageMember, ImageProperty, sort_expressions
+from app.models import CatalogueLoad, Image, ImageMember, ImageProperty, sort_expressions
 
 images = Image.__table__
 members = ImageMember.__table__
@@ -216,3 +216,18 @@ def _has_properties(count):
         )
     # A deleted image's properties count as deleted with it.
     return sa.and_(images.c.deleted.is_(False), matching)
+
+
+class Freshness(NamedTuple):
+    newest_update: object
+    last_loads: dict
+
+
+def catalogue_freshness(session):
+    """The newest change of any image and when each source's latest load committed."""
+    newest = session.scalar(
+        # Served by the end of the updated_at sort index.
+        sa.select(sa.func.max(SORTED["updated_at"])).where(images.c.updated_at.is_not(None))
+    )
+    loads = session.execute(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at)).all()
+    return Freshness(newest, dict(loads))

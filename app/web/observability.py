@@ -1,32 +1,21 @@
-"""JSON logs carrying the request id, and Prometheus metrics at /metrics.
-
-Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) so
-that /metrics adds up every worker's samples; without it, one process's own.
-"""
+"""JSON logs carrying the request id, and the request metrics (served by app/web/metrics.py)."""
 
 import datetime as dt
 import json
 import logging
-import os
 import re
 import time
 from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import current_app, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
-    multiprocess,
 )
 
 from app.db import db
 from app.web import request_id
-
-bp = Blueprint("observability", __name__)
 
 CREDENTIAL_WORDS = frozenset(
     {"token", "password", "passwd", "secret", "credential", "credentials", "auth", "apikey"}
@@ -75,7 +64,6 @@ def init_app(app):
     app.logger.propagate = False
     app.before_request(_start_timer)
     app.after_request(_record)
-    app.register_blueprint(bp)
 
 
 def log_fields(**fields):
@@ -123,16 +111,3 @@ def masked_query(query_string):
         words = set(re.split(r"[^a-z0-9]+", unquote_plus(name).lower()))
         parts.append(f"{name}=***" if equals and words & CREDENTIAL_WORDS else part)
     return "&".join(parts)
-
-
-@bp.get("/metrics")
-def metrics():
-    """Prometheus metrics, summed over gunicorn workers in multiprocess mode."""
-    registry = None
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    return Response(
-        generate_latest(registry) if registry else generate_latest(),
-        content_type=CONTENT_TYPE_LATEST,
-    )

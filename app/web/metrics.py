@@ -1,0 +1,70 @@
+"""GET /metrics: Prometheus metrics for scrapers (the shipped nginx site allows only its list).
+
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) so
+that the request metrics add up every worker's samples; without it, one
+process's own. The catalogue's freshness is read from the database at each scrape.
+"""
+
+import os
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db import db
+from app.images import repository
+from app.web.observability import log_fields
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics, summed over gunicorn workers in multiprocess mode.
+
+    The catalogue's freshness is read from the database at each scrape.
+    """
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    catalogue = CollectorRegistry()
+    catalogue.register(CatalogueCollector())
+    return Response(
+        generate_latest(registry) + generate_latest(catalogue), content_type=CONTENT_TYPE_LATEST
+    )
+
+
+class CatalogueCollector:
+    """How fresh the catalogue is: its newest change, and each source's latest load."""
+
+    def collect(self):
+        try:
+            freshness = repository.catalogue_freshness(db.session)
+        except SQLAlchemyError as error:
+            # The scrape still answers; the missing series and /readyz tell why.
+            current_app.logger.warning("no catalogue metrics: %s", error, extra=log_fields())
+            db.session.rollback()
+            return
+        newest = GaugeMetricFamily(
+            "image_catalogue_newest_update_timestamp_seconds",
+            "Newest updated_at of any image, as a Unix time.",
+        )
+        if freshness.newest_update is not None:
+            newest.add_metric([], freshness.newest_update.timestamp())
+        yield newest
+        loads = GaugeMetricFamily(
+            "image_catalogue_last_load_timestamp_seconds",
+            "When the latest load from each source (import, generate, glance) committed.",
+            labels=["source"],
+        )
+        for source, finished_at in freshness.last_loads.items():
+            loads.add_metric([source], finished_at.timestamp())
+        yield loads
