@@ -6,13 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench clean
+.PHONY: install run test drills lint bench lock clean
 
 install: $(INSTALLED)
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+# Installs exactly the hashed lock (make lock refreshes it from requirements*.txt).
+$(INSTALLED): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	touch $@
 
 # No DATABASE_URL given: the embedded PostgreSQL, asked for by name.
@@ -27,8 +28,16 @@ drills: install
 	$(BIN)/python -m pytest -m drill
 
 bench: install
-	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Resolve requirements*.txt (production; development; benchmark) into hashed
+# locks of every transitive dependency.
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
+lock: install
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt -o requirements-dev.lock
+	$(LOCK) requirements-dev.txt bench/requirements.txt -o bench/requirements.lock
 
 lint: install
 	$(BIN)/ruff check .

