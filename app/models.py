@@ -111,3 +111,19 @@ class CatalogueLoad(db.Model):
     inserted = sa.Column(sa.Integer, nullable=False)
     updated = sa.Column(sa.Integer, nullable=False)
     unchanged = sa.Column(sa.Integer, nullable=False)
+
+
+class GlanceMirror(db.Model):
+    """Where the Glance follower (`images sync-glance --follow`) stands, per source."""
+
+    __tablename__ = "glance_mirrors"
+
+    # The source URL without its password.
+    source = sa.Column(sa.String(512), primary_key=True)
+    # Changes in Glance up to this time (Glance's own timestamps) are mirrored.
+    watermark = sa.Column(UTC_TIMESTAMP)
+    last_success_at = sa.Column(UTC_TIMESTAMP)
+    last_pass_seconds = sa.Column(sa.Float)
+    last_reconcile_at = sa.Column(UTC_TIMESTAMP)
+    last_error = sa.Column(sa.Text)
+    last_error_at = sa.Column(UTC_TIMESTAMP)

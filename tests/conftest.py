@@ -37,8 +37,8 @@ def database_url():
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def _throwaway_database(server_url):
-    name = f"image_catalogue_test_{uuid.uuid4().hex[:12]}"
+def _throwaway_database(server_url, name=None):
+    name = name or f"image_catalogue_test_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(server_url)
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
@@ -50,9 +50,24 @@ def _throwaway_database(server_url):
 
 
 @pytest.fixture
-def empty_database(database_url):
+def empty_database(new_database):
     """A new, empty database on the test server, dropped afterwards."""
-    yield from _throwaway_database(database_url)
+    return new_database()
+
+
+@pytest.fixture
+def new_database(database_url):
+    """Make new, empty databases on the test server (optionally named); dropped afterwards."""
+    made = []
+
+    def make(name=None):
+        databases = _throwaway_database(database_url, name)
+        made.append(databases)
+        return next(databases)
+
+    yield make
+    for databases in made:
+        next(databases, None)
 
 
 @pytest.fixture(scope="session")

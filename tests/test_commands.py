@@ -160,6 +160,9 @@ def test_tokens_issue_prints_only_a_working_token(app, run):
         ("images", "generate"),
         ("tokens", "issue"),
         ("db", "upgrade"),
+        ("images", "sync-glance"),
+        ("tokens", "list"),
+        ("tokens", "purge"),
     ],
 )
 def test_commands_have_help(run, command):

@@ -46,7 +46,7 @@ def init_app(app):
         from app.db import embedded
 
         url = embedded.start(app.config["EMBEDDED_PGDATA"]).get_uri()
-    app.config["SQLALCHEMY_DATABASE_URI"] = psycopg2_url(url)
+    app.config["SQLALCHEMY_DATABASE_URI"] = with_installed_driver(url)
     statement_timeout = app.config["DB_STATEMENT_TIMEOUT_MS"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         "pool_size": app.config["DB_POOL_SIZE"],
@@ -62,12 +62,20 @@ def init_app(app):
     app.extensions["schema_heads"] = frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
 
 
-def psycopg2_url(url):
-    """Name the psycopg2 driver explicitly: SQLAlchemy 2.1 defaults postgresql:// to psycopg 3."""
-    scheme, separator, rest = url.partition("://")
-    if scheme in ("postgres", "postgresql"):
-        return f"postgresql+psycopg2{separator}{rest}"
-    return url
+DRIVERS = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+}
+
+
+def with_installed_driver(url):
+    """Name the drivers this service installs (psycopg2, PyMySQL) when a URL names none.
+
+    SQLAlchemy 2.1 would pick psycopg 3 for postgresql:// and mysqlclient for mysql://.
+    """
+    scheme, separator, rest = str(url).partition("://")
+    return f"{DRIVERS.get(scheme, scheme)}{separator}{rest}"
 
 
 def schema_problem(session):

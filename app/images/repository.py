@@ -11,7 +11,14 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from app.models import CatalogueLoad, Image, ImageMember, ImageProperty, sort_expressions
+from app.models import (
+    CatalogueLoad,
+    GlanceMirror,
+    Image,
+    ImageMember,
+    ImageProperty,
+    sort_expressions,
+)
 
 images = Image.__table__
 members = ImageMember.__table__
@@ -221,13 +228,15 @@ def _has_properties(count):
 class Freshness(NamedTuple):
     newest_update: object
     last_loads: dict
+    mirrors: list
 
 
 def catalogue_freshness(session):
-    """The newest change of any image and when each source's latest load committed."""
+    """The newest change of any image, each source's latest load, each Glance mirror's state."""
     newest = session.scalar(
         # Served by the end of the updated_at sort index.
         sa.select(sa.func.max(SORTED["updated_at"])).where(images.c.updated_at.is_not(None))
     )
     loads = session.execute(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at)).all()
-    return Freshness(newest, dict(loads))
+    mirrors = session.scalars(sa.select(GlanceMirror).order_by(GlanceMirror.source)).all()
+    return Freshness(newest, dict(loads), mirrors)

@@ -85,7 +85,7 @@ def _copy_value(value):
 
 def copy_into_temporary_tables(session, staging):
     """COPY the staged rows into staged_images/_properties/_members (dropped at commit)."""
-    cursor = _cursor(session)
+    cursor = cursor_of(session)
     cursor.execute(
         # The service's statement timeout protects requests, not bulk loads.
         "SET LOCAL statement_timeout = 0;"
@@ -131,7 +131,7 @@ def load(session, numbered_records, *, source, on_staged=lambda count: None):
 
 
 def _repeated_ids(session):
-    cursor = _cursor(session)
+    cursor = cursor_of(session)
     cursor.execute(
         "SELECT id, array_agg(position ORDER BY position) FROM staged_images"
         " GROUP BY id HAVING count(*) > 1 ORDER BY min(position)"
@@ -144,7 +144,7 @@ def upsert(session, *, source):
 
     Runs in the session's transaction and does not commit.
     """
-    cursor = _cursor(session)
+    cursor = cursor_of(session)
     cursor.execute(_FIND_CHANGES)
     cursor.execute("SELECT count(*) FILTER (WHERE inserted), count(*) FROM staged_changes")
     inserted, changed = cursor.fetchone()
@@ -164,14 +164,15 @@ def upsert(session, *, source):
 
 def analyze(session):
     """Fresh planner statistics: a bulk load can change the data's shape."""
-    _cursor(session).execute("ANALYZE images; ANALYZE image_properties; ANALYZE image_members")
+    cursor_of(session).execute("ANALYZE images; ANALYZE image_properties; ANALYZE image_members")
 
 
 def is_empty(session):
     return session.execute(sa.select(Image.id).limit(1)).first() is None
 
 
-def _cursor(session):
+def cursor_of(session):
+    """A psycopg2 cursor in the session's transaction (for COPY and multi-statement SQL)."""
     return session.connection().connection.cursor()
 
 

@@ -6,6 +6,7 @@ process's own. The catalogue's freshness is read from the database at each scrap
 """
 
 import os
+import time
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import (
@@ -43,7 +44,7 @@ def metrics():
 
 
 class CatalogueCollector:
-    """How fresh the catalogue is: its newest change, and each source's latest load."""
+    """How fresh the catalogue is: its newest change, each source's latest load, the mirrors."""
 
     def collect(self):
         try:
@@ -68,3 +69,37 @@ class CatalogueCollector:
         for source, finished_at in freshness.last_loads.items():
             loads.add_metric([source], finished_at.timestamp())
         yield loads
+        yield from _mirror_metrics(freshness.mirrors)
+
+
+MIRROR_GAUGES = {
+    "last_success_timestamp_seconds": "When the last successful pass began reading Glance.",
+    "lag_seconds": "Seconds since then: Glance changes older than this are mirrored.",
+    "watermark_timestamp_seconds": "The newest Glance change time mirrored (Glance's clock).",
+    "last_pass_seconds": "How long the last successful pass took.",
+    "last_error_timestamp_seconds": "When a pass last failed.",
+}
+
+
+def _mirror_metrics(mirrors):
+    gauges = {
+        name: GaugeMetricFamily(f"image_catalogue_mirror_{name}", text, labels=["source"])
+        for name, text in MIRROR_GAUGES.items()
+    }
+    now = time.time()
+    for state in mirrors:
+        values = {
+            "last_success_timestamp_seconds": _unix(state.last_success_at),
+            "lag_seconds": now - _unix(state.last_success_at) if state.last_success_at else None,
+            "watermark_timestamp_seconds": _unix(state.watermark),
+            "last_pass_seconds": state.last_pass_seconds,
+            "last_error_timestamp_seconds": _unix(state.last_error_at),
+        }
+        for name, value in values.items():
+            if value is not None:
+                gauges[name].add_metric([state.source], value)
+    yield from gauges.values()
+
+
+def _unix(moment):
+    return None if moment is None else moment.timestamp()

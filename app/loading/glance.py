@@ -1,0 +1,250 @@
+"""Reading a Glance database (read-only) into records shaped as Glance v1 presented its images.
+
+Works on the schema of any release from Mitaka on, on PostgreSQL and MySQL/
+MariaDB, by reflecting the three tables it needs: columns v1 never showed
+(os_hidden, os_hash_*, ...) and unknown future columns are ignored; a missing
+one that v1 showed is an error naming it. The v1 view (Queens'
+`mutate_image_dict_to_v1` and v1 registry):
+
+- `is_public` is `visibility == 'public'` (before Ocata, the `is_public` column);
+- members count only for `shared` images (before Ocata, for non-public ones),
+  whatever their status; `private` and `community` images are the owner's;
+- only non-deleted properties and members; deleted images keep their
+  `deleted`, `deleted_at` and `updated_at`, so `changes-since` pollers see
+  the deletion; Glance's naive UTC timestamps are kept verbatim, as UTC.
+"""
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from app.db import with_installed_driver
+
+# The v1 fields read from images, besides visibility or is_public.
+IMAGE_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "virtual_size",
+    "status",
+    "disk_format",
+    "container_format",
+    "checksum",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "deleted",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+)
+PROPERTY_FIELDS = ("image_id", "name", "value", "deleted")
+MEMBER_FIELDS = ("image_id", "member", "deleted", "created_at", "updated_at", "deleted_at")
+# Images per query: ids go into IN lists for their properties and members.
+BATCH = 5000
+
+
+class GlanceSchemaError(Exception):
+    """The source is not a Glance database this service can read; the message says why."""
+
+
+class GlanceSource:
+    """One Glance database, reached with a read-only session."""
+
+    def __init__(self, url):
+        self.engine = sa.create_engine(with_installed_driver(url), poolclass=NullPool)
+        sa.event.listen(self.engine, "connect", _read_only)
+        self.images, self.properties, self.members = _reflect(self.engine)
+        self.pre_ocata = "visibility" not in self.images.c
+        visibility = self.images.c.is_public if self.pre_ocata else self.images.c.visibility
+        self._image_columns = [self.images.c[name] for name in IMAGE_FIELDS] + [visibility]
+
+    @property
+    def name(self):
+        return source_name(self.engine.url)
+
+    def count_images(self):
+        with self.engine.connect() as connection:
+            return connection.scalar(sa.select(sa.func.count()).select_from(self.images))
+
+    def newest_change(self):
+        """The latest change time of any image or membership (naive UTC), or None."""
+        with self.engine.connect() as connection:
+            times = [
+                connection.scalar(sa.select(sa.func.max(column)))
+                for column in (
+                    self.images.c.updated_at,
+                    self.images.c.created_at,
+                    self.members.c.updated_at,
+                    self.members.c.created_at,
+                    self.members.c.deleted_at,
+                )
+            ]
+        return max((moment for moment in times if moment is not None), default=None)
+
+    def all_records(self, batch=BATCH):
+        """Yield lists of records for every image, in id order, `batch` at a time."""
+        after = ""
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(*self._image_columns)
+                    .where(self.images.c.id > after)
+                    .order_by(self.images.c.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                yield self._records(connection, rows)
+            after = rows[-1].id
+
+    def changes_since(self, since):
+        """Return {image id: latest change time} for images and memberships changed after `since`.
+
+        Property changes always go through an image update, which moves the
+        image's updated_at; membership changes do not, so members are read too.
+        """
+        images, members = self.images.c, self.members.c
+        member_change = sa.func.greatest(
+            members.created_at,
+            sa.func.coalesce(members.updated_at, members.created_at),
+            sa.func.coalesce(members.deleted_at, members.created_at),
+        )
+        image_change = sa.func.greatest(
+            images.created_at, sa.func.coalesce(images.updated_at, images.created_at)
+        )
+        changed = sa.union_all(
+            sa.select(images.id, image_change).where(
+                sa.or_(images.updated_at > since, images.created_at > since)
+            ),
+            sa.select(members.image_id, member_change).where(
+                sa.or_(
+                    members.updated_at > since,
+                    members.created_at > since,
+                    members.deleted_at > since,
+                )
+            ),
+        )
+        latest = {}
+        with self.engine.connect() as connection:
+            for image_id, changed_at in connection.execute(changed):
+                if image_id not in latest or changed_at > latest[image_id]:
+                    latest[image_id] = changed_at
+        return latest
+
+    def records_for(self, image_ids, batch=BATCH):
+        """Yield lists of records for the given ids (images gone meanwhile are skipped)."""
+        image_ids = sorted(image_ids)
+        for start in range(0, len(image_ids), batch):
+            chunk = image_ids[start : start + batch]
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    sa.select(*self._image_columns).where(self.images.c.id.in_(chunk))
+                ).all()
+                yield self._records(connection, rows)
+
+    def ids(self, batch=50_000):
+        """Yield every image id, in id order."""
+        after = ""
+        while True:
+            with self.engine.connect() as connection:
+                chunk = connection.scalars(
+                    sa.select(self.images.c.id)
+                    .where(self.images.c.id > after)
+                    .order_by(self.images.c.id)
+                    .limit(batch)
+                ).all()
+            if not chunk:
+                return
+            yield from chunk
+            after = chunk[-1]
+
+    def _records(self, connection, rows):
+        ids = [row.id for row in rows]
+        properties, members = {}, {}
+        for image_id, name, value in connection.execute(
+            sa.select(
+                self.properties.c.image_id, self.properties.c.name, self.properties.c.value
+            ).where(self.properties.c.image_id.in_(ids), self.properties.c.deleted.is_(False))
+        ):
+            # A NULL value cannot be made through Glance's API; v1 shows strings only.
+            if value is not None:
+                properties.setdefault(image_id, {})[name] = value
+        for image_id, member in connection.execute(
+            sa.select(self.members.c.image_id, self.members.c.member)
+            .where(self.members.c.image_id.in_(ids), self.members.c.deleted.is_(False))
+            .order_by(self.members.c.member)
+        ):
+            members.setdefault(image_id, []).append(member)
+        return [
+            self._v1_record(row, properties.get(row.id, {}), members.get(row.id, []))
+            for row in rows
+        ]
+
+    def _v1_record(self, row, properties, members):
+        if self.pre_ocata:
+            public, shared = bool(row.is_public), not row.is_public
+        else:
+            public, shared = row.visibility == "public", row.visibility == "shared"
+        try:
+            image_id = uuid.UUID(row.id)
+        except ValueError:
+            raise GlanceSchemaError(f"image id {row.id!r} is not a UUID") from None
+        return {
+            **{name: getattr(row, name) for name in IMAGE_FIELDS},
+            "id": image_id,
+            "created_at": _utc(row.created_at),
+            "updated_at": _utc(row.updated_at),
+            "deleted_at": _utc(row.deleted_at),
+            "deleted": bool(row.deleted),
+            "protected": bool(row.protected),
+            "min_ram": row.min_ram or 0,
+            "min_disk": row.min_disk or 0,
+            "is_public": public,
+            "properties": properties,
+            "members": list(dict.fromkeys(members)) if shared else [],
+        }
+
+
+def source_name(url):
+    """The source as logs and /metrics show it: its URL without the password."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def _utc(moment):
+    return None if moment is None else moment.replace(tzinfo=dt.UTC)
+
+
+def _read_only(dbapi_connection, connection_record):
+    """Belt and braces: the source is only ever read."""
+    cursor = dbapi_connection.cursor()
+    if type(dbapi_connection).__module__.startswith("pymysql"):
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    else:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def _reflect(engine):
+    metadata = sa.MetaData()
+    try:
+        metadata.reflect(engine, only=["images", "image_properties", "image_members"])
+    except sa.exc.InvalidRequestError as error:
+        raise GlanceSchemaError(f"not a Glance database: {error}") from None
+    images = metadata.tables["images"]
+    required = {
+        "images": (images, IMAGE_FIELDS),
+        "image_properties": (metadata.tables["image_properties"], PROPERTY_FIELDS),
+        "image_members": (metadata.tables["image_members"], MEMBER_FIELDS),
+    }
+    for table_name, (table, names) in required.items():
+        for name in names:
+            if name not in table.c:
+                raise GlanceSchemaError(f"the Glance table {table_name} has no column {name}")
+    if "visibility" not in images.c and "is_public" not in images.c:
+        raise GlanceSchemaError("the Glance table images has neither visibility nor is_public")
+    return images, metadata.tables["image_properties"], metadata.tables["image_members"]
