@@ -1,5 +1,6 @@
 # `make run` serves the demo catalogue; `make test` runs the test suite;
-# `make drills` runs the slow fault, restart and fuzz drills (installs nginx).
+# `make drills` runs the slow fault, restart, deployment and fuzz drills
+# (installing the Debian packages they drive).
 # All need only Python 3.11+: everything else installs into .venv.
 PYTHON ?= python3
 VENV := .venv
@@ -23,11 +24,14 @@ run: install
 test: install
 	$(BIN)/python -m pytest -m "not drill"
 
+# The drills run real nginx, PgBouncer, MariaDB and promtool: installed if missing.
+DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd
 drills: install
-	command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	.ci/install-tools $(DRILL_PACKAGES)
 	$(BIN)/python -m pytest -m drill
 
 bench: install
+	.ci/install-tools nginx wrk
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -246,7 +246,7 @@ class Nginx:
                 if "Address already in use" in log:
                     return True
                 _check_alive(self.process, self.error_log)
-            if all(_listening(port) for port in ports):
+            if all(listening(port) for port in ports):
                 return False
             time.sleep(0.05)
         raise ProcessFailed(f"nginx did not listen on {ports} within the deadline")
@@ -263,6 +263,7 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
-def _listening(port):
+def listening(port):
+    """True if something accepts TCP connections on this loopback port."""
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0

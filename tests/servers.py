@@ -1,8 +1,23 @@
 """The service's real processes for tests, on loopback ports the kernel picks."""
 
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pymysql
 import trustme
 
-from deploy.stack import Gunicorn
+from deploy.stack import (
+    READY_DEADLINE_SECONDS,
+    Gunicorn,
+    ProcessFailed,
+    free_port,
+    listening,
+    stop,
+)
 
 
 def start_service(database_url, port=0, **environment):
@@ -32,3 +47,78 @@ def tls_files(folder, server_name="localhost"):
     issued.private_key_pem.write_to_path(str(key))
     authority.cert_pem.write_to_path(str(ca))
     return server_name, str(certificate), str(key), str(ca)
+
+
+class MariaDB:
+    """A MariaDB server of a test's own (Debian's mariadb-server), on a free loopback port.
+
+    `root_url` writes through the Unix socket as root; `url(user)` is a TCP
+    URL for a user made with `create_user`.
+    """
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="image-catalogue-mariadb-"))
+        self.datadir, self.socket = self.folder / "data", self.folder / "mysqld.sock"
+        shutil.chown(self.folder, "mysql", "mysql")
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=mysql",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                "mariadbd",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=mysql",
+                f"--socket={self.socket}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                f"--log-error={self.folder / 'error.log'}",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_until_accepting()
+
+    @property
+    def root_url(self):
+        return f"mysql+pymysql://root@localhost/{{database}}?unix_socket={self.socket}"
+
+    def create_database(self, name, *, reader):
+        """An empty database, and a user `reader` who may only SELECT from it; return its URL."""
+        with closing(pymysql.connect(unix_socket=str(self.socket), user="root")) as admin:
+            cursor = admin.cursor()
+            cursor.execute(f"CREATE DATABASE {name}")
+            cursor.execute(f"CREATE USER '{reader}'@'127.0.0.1' IDENTIFIED BY 'reader-secret'")
+            cursor.execute(f"GRANT SELECT ON {name}.* TO '{reader}'@'127.0.0.1'")
+        return (
+            self.root_url.format(database=name),
+            f"mysql+pymysql://{reader}:reader-secret@127.0.0.1:{self.port}/{name}",
+        )
+
+    def _wait_until_accepting(self):
+        deadline = time.monotonic() + READY_DEADLINE_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                log = (self.folder / "error.log").read_text(errors="replace")[-2000:]
+                raise ProcessFailed(f"mariadbd exited ({self.process.returncode}): {log}")
+            if listening(self.port) and self.socket.exists():
+                return
+            if time.monotonic() > deadline:
+                raise ProcessFailed("mariadbd did not start accepting connections")
+            time.sleep(0.1)
+
+    def stop(self):
+        stop(self.process)
+        shutil.rmtree(self.folder, ignore_errors=True)
