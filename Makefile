@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench lock clean
+.PHONY: install run test drills lint bench bench-mirror lock clean
 
 install: $(INSTALLED)
 
@@ -34,6 +34,10 @@ bench: install
 	.ci/install-tools nginx wrk
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# images sync-glance at scale: a 1,000,000-image Glance database, then follow passes.
+bench-mirror: install
+	$(BIN)/python bench/glance_mirror.py $(BENCH_ARGS)
 
 # Resolve requirements*.txt (production; development; benchmark) into hashed
 # locks of every transitive dependency.
