@@ -57,7 +57,8 @@ def _bodies(client, tokens):
         response = client.get(path, headers={"X-Auth-Token": tokens[caller]})
         assert response.status_code == 200, response.get_data(as_text=True)
         body = response.get_data()
-        bodies[f"{caller} {path}"] = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+        digest = hashlib.sha256(body).hexdigest()
+        bodies[f"{caller} {path}"] = {"sha256": digest, "bytes": len(body)}
     return bodies
 
 
