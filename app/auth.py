@@ -3,8 +3,8 @@
 from flask import abort, current_app, g, request
 from werkzeug.exceptions import ServiceUnavailable
 
-from app.db import db
-from app.tokens import Caller, TokenCache, find_caller
+from app import db as database
+from app.tokens import Caller, TokenCache, find_caller, hash_token
 from app.web.errors import RETRY_AFTER_SECONDS
 
 
@@ -43,7 +43,18 @@ def _caller_from_token_table():
     token = request.headers.get("X-Auth-Token")
     if not token:
         return None
-    return find_caller(db.session, token, current_app.extensions["token_cache"])
+    digest = hash_token(token)
+    # The caller's reads keep to one replica (app/db/reads.py).
+    g.affinity = digest
+    cache = current_app.extensions["token_cache"]
+    caller = cache.get(digest)
+    if caller is None:
+        found = database.read(lambda reader: find_caller(reader, digest), affinity=digest)
+        if found is None:
+            return None
+        caller, expires_at = found
+        cache.put(digest, caller, expires_at)
+    return caller
 
 
 def _caller_from_keystone_headers():
@@ -59,6 +70,7 @@ def _caller_from_keystone_headers():
     if request.headers.get("X-Identity-Status") != "Confirmed":
         return None
     roles = request.headers.get("X-Roles", "")
+    g.affinity = hash_token(request.headers.get("X-Auth-Token", ""))
     return Caller(
         project_id=request.headers.get("X-Project-Id") or None,
         roles=frozenset(role.strip() for role in roles.split(",") if role.strip()),

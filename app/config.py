@@ -69,6 +69,13 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or None
     EMBEDDED_PGDATA = os.environ.get("EMBEDDED_PGDATA") or "/var/tmp/image-catalogue/pgdata"
 
+    # Streaming replicas for reads (comma-separated URLs; docs/scaling.md).
+    DATABASE_REPLICA_URLS = _list("DATABASE_REPLICA_URLS", "")
+    # A replica further behind than this refuses reads, which go elsewhere.
+    REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS") or 5)
+    # How long a worker leaves out a replica that failed or lagged.
+    REPLICA_RETRY_SECONDS = float(os.environ.get("REPLICA_RETRY_SECONDS") or 5)
+
     # A sync gunicorn worker serves one request at a time: one pooled
     # connection each, plus overflow for anything else the process runs.
     DB_POOL_SIZE = _int("DB_POOL_SIZE", 1)

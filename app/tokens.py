@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.db.reads import compiled
 from app.models import ApiToken
 
 ADMIN_ROLE = "admin"
@@ -96,23 +97,21 @@ def purge_expired_tokens(session):
     return purged.rowcount
 
 
-def find_caller(session, token, cache=None):
-    """Return the Caller a live token stands for, or None (unknown or expired)."""
-    digest = hash_token(token)
-    if cache is not None and (caller := cache.get(digest)) is not None:
-        return caller
-    row = session.execute(
-        sa.select(ApiToken.project_id, ApiToken.roles, ApiToken.expires_at).where(
-            ApiToken.token_hash == digest,
-            sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > sa.func.now()),
-        )
-    ).first()
+def find_caller(reader, digest):
+    """Return (Caller, expires_at) for a live token's digest, or None (unknown or expired)."""
+    row = reader.first(*_CALLER.with_values({"digest": digest}))
     if row is None:
         return None
-    caller = Caller(project_id=row.project_id, roles=frozenset(row.roles))
-    if cache is not None:
-        cache.put(digest, caller, row.expires_at)
-    return caller
+    project_id, roles, expires_at = row
+    return Caller(project_id=project_id, roles=frozenset(roles)), expires_at
+
+
+_CALLER = compiled(
+    sa.select(ApiToken.project_id, ApiToken.roles, ApiToken.expires_at).where(
+        ApiToken.token_hash == sa.bindparam("digest"),
+        sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > sa.func.now()),
+    )
+)
 
 
 class TokenCache:

@@ -3,7 +3,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import db, read
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import find_caller, hash_token
 from helpers import image_ids
@@ -44,6 +44,12 @@ def run(app):
         return runner.invoke(args=list(args), input=input)
 
     return invoke
+
+
+def _caller(token):
+    """The Caller a token stands for, looked up as a request does (inside an app context)."""
+    found = read(lambda reader: find_caller(reader, hash_token(token)))
+    return found and found[0]
 
 
 def _count(app, model):
@@ -147,7 +153,7 @@ def test_tokens_issue_prints_only_a_working_token(app, run):
     token = result.output.strip()
     assert result.output == token + "\n" and len(token) >= 40
     with app.app_context():
-        caller = find_caller(db.session, token)
+        caller = _caller(token)
         stored = db.session.scalars(sa.text("SELECT token_hash FROM api_tokens")).all()
     assert caller.project_id == "p1" and caller.roles == {"admin", "member"}
     assert token not in stored
@@ -263,8 +269,8 @@ def test_tokens_list_shows_ids_never_tokens_and_revoke_takes_an_id(app, run, mak
     assert by_project["p1"][2] == "admin,member" and by_project["p1"][-1] == "never"
     assert run("tokens", "revoke", "--id", by_project["p2"][0]).output.strip() == "1"
     with app.app_context():
-        assert find_caller(db.session, revoked) is None
-        assert find_caller(db.session, kept).project_id == "p1"
+        assert _caller(revoked) is None
+        assert _caller(kept).project_id == "p1"
     assert run("tokens", "revoke", "--id", "abc").output.strip() == "0"  # too short to name one
 
 
@@ -283,7 +289,7 @@ def test_tokens_purge_deletes_only_expired_tokens(app, run, make_token):
     assert run("tokens", "purge").output.strip() == "1"
     with app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM api_tokens")) == 2
-        assert find_caller(db.session, live) and find_caller(db.session, forever)
+        assert _caller(live) and _caller(forever)
 
 
 def test_loading_the_same_images_again_writes_nothing(app, run):

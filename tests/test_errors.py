@@ -1,7 +1,7 @@
 import pytest
 import sqlalchemy as sa
 
-from app.db import db
+from app.db import db, read
 from helpers import error_message
 
 
@@ -51,10 +51,12 @@ def test_statement_timeout_is_503(make_app, app):
 
     @slow_app.get("/slow")
     def slow():
-        db.session.execute(sa.text("SELECT pg_sleep(1)"))
+        read(lambda reader: reader.rows("SELECT pg_sleep(1)"))
         return {}
 
-    error_message(slow_app.test_client().get("/slow"), 503)
+    response = slow_app.test_client().get("/slow")
+    error_message(response, 503)
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_connection_lost_after_the_response_is_built_keeps_the_response(make_app, database_url):

@@ -8,13 +8,15 @@ catalogue must answer exactly what the reference answers.
 
 import datetime as dt
 import threading
+from contextlib import closing
 
 import flask_migrate
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from glance import GlanceDatabase, load_schema
 
-from app.db import db
+from app.db import db, read
 from app.images import repository
 from app.images.schemas import SORT_DIRS, SORT_KEYS
 from app.loading import mirror
@@ -274,12 +276,12 @@ def test_a_restarted_follower_resumes_from_its_watermark(mirror_app, glance_url)
     populate(glance)
     assert _pass(mirror_app, glance_url).full
     with mirror_app.app_context():
-        (state,) = repository.catalogue_freshness(db.session).mirrors
+        (state,) = read(repository.catalogue_freshness).mirrors
         db.engine.dispose()  # as if the process ended
     # The newest change that still exists (the last image was created, then purged).
     assert (
         glance.clock - dt.timedelta(seconds=5)
-        <= state.watermark.replace(tzinfo=None)
+        <= state["watermark"].replace(tzinfo=None)
         < glance.clock
     )
     glance.image(name="after-restart")
@@ -307,25 +309,38 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
                 log=log,
             )
 
-    follower = threading.Thread(target=follow)
+    follower, renamed = threading.Thread(target=follow), False
     try:
         follower.start()
         log.wait_for("pass failed, retrying")
         with mirror_app.app_context():
             assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == 0
-            (state,) = repository.catalogue_freshness(db.session).mirrors
-            assert state.last_error and state.last_success_at is None
-        created = new_database(name)
-        load_schema(created, "postgresql-33.0.0.sql")
-        glance = GlanceDatabase(created)
+            (state,) = read(repository.catalogue_freshness).mirrors
+            assert state["last_error"] and state["last_success_at"] is None
+        # The source appears whole: made under another name, then renamed
+        # (a database without Glance's tables would end the follower).
+        staged = new_database(f"{name}_staged")
+        load_schema(staged, "postgresql-33.0.0.sql")
+        glance = GlanceDatabase(staged)
         populate(glance)
+        glance.engine.dispose()
+        _rename_database(database_url, f"{name}_staged", name)
+        renamed = True
         log.wait_for("full sync:")
     finally:
         stop.set()
         follower.join(timeout=60)
+        if renamed:  # back under the name new_database drops when the test ends
+            _rename_database(database_url, name, f"{name}_staged")
     assert not follower.is_alive()
     with mirror_app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == len(glance.v1)
+
+
+def _rename_database(server_url, old, new):
+    with closing(psycopg2.connect(server_url)) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f"ALTER DATABASE {old} RENAME TO {new}")
 
 
 class _Log:

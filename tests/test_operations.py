@@ -74,10 +74,15 @@ def test_metrics_count_requests_by_route_and_status(client, make_token):
     assert _sample(client, latency, route=DETAIL) == latency_before + 3
 
 
-def test_pool_gauge_reports_this_workers_connections(client, make_token):
+def test_connection_gauge_counts_the_read_paths_open_connections(make_app, make_token):
+    client = make_app().test_client()
+    connections = "image_catalogue_db_connections"
+    before = _sample(client, connections, target="primary")
     client.get(DETAIL, headers={"X-Auth-Token": make_token()})
-    pool = "image_catalogue_db_pool_connections"
-    assert _sample(client, pool, state="checked_out") + _sample(client, pool, state="idle") >= 1
+    # A new app's read pool opened its one connection, and keeps it.
+    assert _sample(client, connections, target="primary") == before + 1
+    client.get(DETAIL, headers={"X-Auth-Token": make_token()})
+    assert _sample(client, connections, target="primary") == before + 1
 
 
 def test_database_errors_are_counted(make_app):

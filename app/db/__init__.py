@@ -8,13 +8,25 @@ start rather than serve an empty catalogue from a database nobody asked for.
 from pathlib import Path
 
 import flask_sqlalchemy
-import sqlalchemy as sa
+import psycopg2
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask_migrate import Migrate
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import EMBEDDED
+from app.db.engines import pool_options, with_installed_driver
+from app.db.reads import DatabaseUnavailable, ReadRouter
+
+__all__ = [
+    "DatabaseUnavailable",
+    "db",
+    "migrate",
+    "read",
+    "schema_problem",
+    "status",
+    "with_installed_driver",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -47,43 +59,33 @@ def init_app(app):
 
         url = embedded.start(app.config["EMBEDDED_PGDATA"]).get_uri()
     app.config["SQLALCHEMY_DATABASE_URI"] = with_installed_driver(url)
-    statement_timeout = app.config["DB_STATEMENT_TIMEOUT_MS"]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "pool_size": app.config["DB_POOL_SIZE"],
-        "max_overflow": app.config["DB_MAX_OVERFLOW"],
-        "pool_pre_ping": True,
-        "connect_args": {
-            "connect_timeout": app.config["DB_CONNECT_TIMEOUT"],
-            "options": f"-c timezone=UTC -c statement_timeout={statement_timeout}",
-        },
-    }
+    # The session (CLI, writes, migrations) pings before use: it is not the
+    # hot path, and a long-idle CLI connection is often gone.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**pool_options(app.config), "pool_pre_ping": True}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     app.extensions["schema_heads"] = frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    app.extensions["reads"] = ReadRouter(app.config)
 
 
-DRIVERS = {
-    "postgres": "postgresql+psycopg2",
-    "postgresql": "postgresql+psycopg2",
-    "mysql": "mysql+pymysql",
-}
+def read(work, affinity=""):
+    """Run `work(reader)` on the database reads go to (app/db/reads.py); return its result.
 
-
-def with_installed_driver(url):
-    """Name the drivers this service installs (psycopg2, PyMySQL) when a URL names none.
-
-    SQLAlchemy 2.1 would pick psycopg 3 for postgresql:// and mysqlclient for mysql://.
+    :raises DatabaseUnavailable: no database could serve it.
     """
-    scheme, separator, rest = str(url).partition("://")
-    return f"{DRIVERS.get(scheme, scheme)}{separator}{rest}"
+    return current_app.extensions["reads"].read(work, affinity)
 
 
-def schema_problem(session):
+def status():
+    """Each database reads can go to: answering or not, and its lag (for /readyz)."""
+    return current_app.extensions["reads"].status()
+
+
+def schema_problem(reader):
     """Return why the database's schema is not the one this code expects, or None."""
     try:
-        with session.begin_nested():
-            applied = set(session.scalars(sa.text("SELECT version_num FROM alembic_version")))
-    except sa.exc.ProgrammingError:
+        applied = {version for (version,) in reader.rows("SELECT version_num FROM alembic_version")}
+    except psycopg2.errors.UndefinedTable:
         return "the schema was never migrated (run: flask --app wsgi db upgrade)"
     expected = current_app.extensions["schema_heads"]
     if applied != expected:

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from app.db.reads import Reader
 from app.images import repository
 from app.images.schemas import SORT_DIRS, SORT_KEYS
 from app.tokens import Caller
 
 PAGE = 25
+ID = repository.LISTING_COLUMNS.index("id")
 MIN_ROWS = 10_000
 
 
@@ -31,6 +33,7 @@ class PlanReport:
 def check_plans(session, *, max_ms=None, min_rows=MIN_ROWS):
     """Return a PlanReport for every caller x filter x sort x marker combination."""
     samples = _samples(session)
+    reader = Reader(session.connection().connection.cursor(), prefix="")
     table_rows = session.scalar(sa.text("SELECT count(*) FROM images"))
     judge_scans = table_rows >= min_rows
     reports = []
@@ -48,14 +51,14 @@ def check_plans(session, *, max_ms=None, min_rows=MIN_ROWS):
             **filters,
         }
         if with_marker:
-            page = repository.list_images(session, caller, query)
+            page = repository.list_images(reader, caller, query)
             if not page:
                 continue
-            query["marker"] = page[-1]["id"]
+            query["marker"] = page[-1][ID]
         report = PlanReport(
             f"{who}, {what}, {sort_key} {sort_dir}" + (", after a marker" if with_marker else "")
         )
-        for plan in _explained(session, caller, query):
+        for plan in _explained(reader, caller, query):
             report.execution_ms += plan["Execution Time"]
             if judge_scans:
                 report.problems += _problems(plan["Plan"], table_rows)
@@ -117,22 +120,11 @@ def _filters(samples):
     ]
 
 
-def _explained(session, caller, query):
-    statements = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        statements.append(cursor.mogrify(statement, parameters).decode())
-
-    engine = session.get_bind()
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
-        repository.list_images(session, caller, query)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
-    cursor = session.connection().connection.cursor()
-    for statement in statements:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement)
-        yield cursor.fetchone()[0][0]
+def _explained(reader, caller, query):
+    for statement in repository.listing_statements(caller, query):
+        if statement is not None:
+            sql, parameters = statement
+            yield reader.first("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, parameters)[0][0]
 
 
 def _problems(node, table_rows):

@@ -1,9 +1,10 @@
-"""The SQL behind the image listing: visibility, filters, keyset paging.
+"""The SQL behind the image listing: visibility, filters, keyset paging; and the freshness reads.
 
 Each distinct query shape (which filters, which sort, which kind of caller) is
-built into a statement once, with bound parameters for every value; a request
-only fills in the values. Building SQLAlchemy statements per request cost as
-much time as PostgreSQL took to run them.
+built with SQLAlchemy Core and compiled to SQL text once, with a placeholder
+for every value; a request only sends the text and its values through a
+Reader (app/db/reads.py), with no per-request SQLAlchemy work. Rows come back
+as tuples in LISTING_COLUMNS order.
 """
 
 import functools
@@ -12,6 +13,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+from app.db.reads import compiled
 from app.models import (
     CatalogueLoad,
     GlanceMirror,
@@ -30,6 +32,9 @@ EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
 FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, "size_min", "size_max", "changes_since")
 SORTED = sort_expressions(images.c)
 EMPTY_OBJECT = sa.literal_column("'{}'::json")
+IMAGE_COLUMNS = tuple(column.name for column in images.columns)
+# The columns of a listing row, in order (the brief listing stops before properties).
+LISTING_COLUMNS = (*IMAGE_COLUMNS, "properties")
 
 
 class InvalidMarker(ValueError):
@@ -48,24 +53,33 @@ class Shape(NamedTuple):
     with_properties: bool
 
 
-def list_images(session, caller, query, *, with_properties=True):
+def list_images(reader, caller, query, *, with_properties=True):
     """List the images `caller` may see, filtered, sorted and paged as `query` says.
 
     :raises InvalidMarker: the marker is unknown, invisible, or deleted (unless
         the caller is an admin or asks for changes-since).
     """
-    visibility = _visibility(caller, query["is_public"])
-    parameters = _parameters(caller, query)
+    marker_check, listing = listing_statements(caller, query, with_properties=with_properties)
     # The marker is checked first, as Glance did: a bad one is a 400 even
     # when the page would be empty anyway.
+    if marker_check is not None and reader.first(*marker_check) is None:
+        raise InvalidMarker(query["marker"])
+    return [] if listing is None else reader.rows(*listing)
+
+
+def listing_statements(caller, query, *, with_properties=True):
+    """The (SQL, parameters) pairs `list_images` runs: the marker check and the page.
+
+    Either is None when it is not needed.
+    """
+    visibility = _visibility(caller, query["is_public"])
+    parameters = _parameters(caller, query)
+    marker_check = None
     if "marker" in query:
-        marker_is_usable = _marker_statement(
-            visibility, caller.is_admin or "changes_since" in query
-        )
-        if session.execute(marker_is_usable, parameters).first() is None:
-            raise InvalidMarker(query["marker"])
+        deleted_allowed = caller.is_admin or "changes_since" in query
+        marker_check = _marker_sql(visibility, deleted_allowed).with_values(parameters)
     if query["limit"] == 0 or query["matches_nothing"]:
-        return []
+        return marker_check, None
     shape = Shape(
         sort_key=query["sort_key"],
         descending=query["sort_dir"] == "desc",
@@ -75,7 +89,7 @@ def list_images(session, caller, query, *, with_properties=True):
         marker="marker" in query,
         with_properties=with_properties,
     )
-    return session.execute(_listing_statement(shape), parameters).mappings().all()
+    return marker_check, _listing_sql(shape).with_values(parameters)
 
 
 def _visibility(caller, is_public):
@@ -93,11 +107,20 @@ def _parameters(caller, query):
     for number, (key, value) in enumerate(query["properties"].items()):
         parameters[f"property_key_{number}"] = key
         parameters[f"property_value_{number}"] = value
-    parameters.update(project=caller.project_id, limit=query["limit"], marker=query.get("marker"))
+    marker = query.get("marker")
+    parameters.update(
+        project=caller.project_id,
+        limit=query["limit"],
+        marker=None if marker is None else str(marker),
+    )
     return parameters
 
 
 @functools.lru_cache(maxsize=2048)
+def _listing_sql(shape):
+    return compiled(_listing_statement(shape))
+
+
 def _listing_statement(shape):
     order = _sort_order(images.c, shape.sort_key)
     page = sa.select(images).where(_visible_condition(shape.visibility), *_filter_conditions(shape))
@@ -116,11 +139,11 @@ def _listing_statement(shape):
 
 
 @functools.lru_cache(maxsize=16)
-def _marker_statement(visibility, deleted_allowed):
+def _marker_sql(visibility, deleted_allowed):
     conditions = [images.c.id == sa.bindparam("marker"), _visible_condition(visibility)]
     if not deleted_allowed:
         conditions.append(images.c.deleted.is_(False))
-    return sa.select(images.c.id).where(*conditions)
+    return compiled(sa.select(images.c.id).where(*conditions))
 
 
 def _sort_order(columns, sort_key):
@@ -179,7 +202,8 @@ def _filter_conditions(shape):
     conditions = []
     for name in MATCH_FILTERS:
         if name in shape.filters:
-            conditions.append(SORTED[name].in_(sa.bindparam(name, expanding=True)))
+            # = ANY(array): one placeholder for any number of values.
+            conditions.append(SORTED[name] == sa.func.any(sa.bindparam(name)))
             if images.c[name].nullable:
                 conditions.append(images.c[name].is_not(None))
     for name in EQUALITY_FILTERS:
@@ -237,12 +261,23 @@ class Freshness(NamedTuple):
     mirrors: list
 
 
-def catalogue_freshness(session):
+MIRROR_COLUMNS = tuple(column.name for column in GlanceMirror.__table__.columns)
+
+
+def catalogue_freshness(reader):
     """The newest change of any image, each source's latest load, each Glance mirror's state."""
-    newest = session.scalar(
-        # Served by the end of the updated_at sort index.
-        sa.select(sa.func.max(SORTED["updated_at"])).where(images.c.updated_at.is_not(None))
-    )
-    loads = session.execute(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at)).all()
-    mirrors = session.scalars(sa.select(GlanceMirror).order_by(GlanceMirror.source)).all()
+    (newest,) = reader.first(*_NEWEST_UPDATE.with_values({}))
+    loads = reader.rows(*_LOADS.with_values({}))
+    mirrors = [
+        dict(zip(MIRROR_COLUMNS, row, strict=True))
+        for row in reader.rows(*_MIRRORS.with_values({}))
+    ]
     return Freshness(newest, dict(loads), mirrors)
+
+
+_NEWEST_UPDATE = compiled(
+    # Served by the end of the updated_at sort index.
+    sa.select(sa.func.max(SORTED["updated_at"])).where(images.c.updated_at.is_not(None))
+)
+_LOADS = compiled(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at))
+_MIRRORS = compiled(sa.select(*GlanceMirror.__table__.columns).order_by(GlanceMirror.source))

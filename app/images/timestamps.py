@@ -3,6 +3,8 @@
 import datetime as dt
 import re
 
+ZERO = dt.timedelta(0)
+
 # The grammar pyiso8601 0.1.12 accepted: date-only and compact forms, a space
 # or "T" separator, fractions with "." or ",", and a zone only after a time.
 _ISO8601 = re.compile(
@@ -60,4 +62,7 @@ def _zone(part):
 
 def format_timestamp(value):
     """Render as Glance v1 did: UTC, six fractional digits, no zone suffix."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if value.utcoffset() != ZERO:
+        value = value.astimezone(dt.UTC)
+    # YYYY-MM-DDTHH:MM:SS.ffffff, without the +00:00.
+    return value.isoformat(timespec="microseconds")[:26]

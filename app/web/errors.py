@@ -1,10 +1,11 @@
 """Every error is JSON: {"error": {"code", "title", "message"}}."""
 
+import psycopg2
 from flask import current_app, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from app.db import db
+from app.db import DatabaseUnavailable, db
 from app.web.observability import DB_ERRORS, log_fields
 
 RETRY_AFTER_SECONDS = 1
@@ -12,6 +13,7 @@ RETRY_AFTER_SECONDS = 1
 
 def init_app(app):
     app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -26,6 +28,7 @@ def error_response(error):
 
 
 def _database_error(error):
+    # (The session's errors: the CLI's, and routes other than the read path.)
     # Refused, lost (InterfaceError: the connection was already closed) or
     # timed-out connections, and statements cancelled by statement_timeout,
     # are the database being unavailable; anything else is a bug.
@@ -37,7 +40,8 @@ def _database_error(error):
 
 def _database_unavailable(error):
     DB_ERRORS.labels("unavailable").inc()
-    current_app.logger.warning("database unavailable: %s", error.orig, extra=log_fields())
+    cause = getattr(error, "orig", error)
+    current_app.logger.warning("database unavailable: %s", cause, extra=log_fields())
     _rollback()
     response = error_response(
         ServiceUnavailable(description="The database is unavailable; try again shortly.")
@@ -47,7 +51,7 @@ def _database_unavailable(error):
 
 
 def _unexpected_error(error):
-    if isinstance(error, DBAPIError):
+    if isinstance(error, DBAPIError | psycopg2.Error):
         DB_ERRORS.labels("unexpected").inc()
     current_app.logger.error("unexpected error", exc_info=error, extra=log_fields())
     _rollback()

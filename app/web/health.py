@@ -5,7 +5,7 @@ import datetime as dt
 from flask import Blueprint
 from werkzeug.exceptions import ServiceUnavailable
 
-from app.db import db, schema_problem
+from app import db as database
 from app.images import repository
 
 bp = Blueprint("health", __name__)
@@ -19,29 +19,35 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Answer 200 when the database answers and its schema is the one this code needs.
+    """Answer 200 when a database answers reads and its schema is the one this code needs.
 
-    :raises 503: the database is unreachable or too slow, or its schema is older or newer.
+    The body tells each database's state and lag, and each Glance mirror's.
+
+    :raises 503: no database answers (or too slowly), or the schema is older or newer.
     """
-    problem = schema_problem(db.session)
+    problem = database.read(database.schema_problem)
     if problem:
         raise ServiceUnavailable(description=f"Not ready: {problem}.")
-    mirrors = repository.catalogue_freshness(db.session).mirrors
-    return {"status": "ready", "glance_mirrors": [_mirror(state) for state in mirrors]}
+    mirrors = database.read(repository.catalogue_freshness).mirrors
+    return {
+        "status": "ready",
+        "databases": database.status(),
+        "glance_mirrors": [_mirror(state) for state in mirrors],
+    }
 
 
 def _mirror(state):
     """A Glance mirror's state; its lag does not make the service unready (/metrics alerts)."""
     lag = None
-    if state.last_success_at is not None:
-        lag = round((dt.datetime.now(dt.UTC) - state.last_success_at).total_seconds(), 3)
+    if state["last_success_at"] is not None:
+        lag = round((dt.datetime.now(dt.UTC) - state["last_success_at"]).total_seconds(), 3)
     return {
-        "source": state.source,
-        "last_success_at": _iso(state.last_success_at),
+        "source": state["source"],
+        "last_success_at": _iso(state["last_success_at"]),
         "lag_seconds": lag,
-        "watermark": _iso(state.watermark),
-        "last_error": state.last_error,
-        "last_error_at": _iso(state.last_error_at),
+        "watermark": _iso(state["watermark"]),
+        "last_error": state["last_error"],
+        "last_error_at": _iso(state["last_error_at"]),
     }
 
 

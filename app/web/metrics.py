@@ -17,9 +17,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import db
+from app import db as database
 from app.images import repository
 from app.web.observability import log_fields
 
@@ -48,11 +47,10 @@ class CatalogueCollector:
 
     def collect(self):
         try:
-            freshness = repository.catalogue_freshness(db.session)
-        except SQLAlchemyError as error:
+            freshness = database.read(repository.catalogue_freshness)
+        except database.DatabaseUnavailable as error:
             # The scrape still answers; the missing series and /readyz tell why.
             current_app.logger.warning("no catalogue metrics: %s", error, extra=log_fields())
-            db.session.rollback()
             return
         newest = GaugeMetricFamily(
             "image_catalogue_newest_update_timestamp_seconds",
@@ -88,16 +86,17 @@ def _mirror_metrics(mirrors):
     }
     now = time.time()
     for state in mirrors:
+        success = _unix(state["last_success_at"])
         values = {
-            "last_success_timestamp_seconds": _unix(state.last_success_at),
-            "lag_seconds": now - _unix(state.last_success_at) if state.last_success_at else None,
-            "watermark_timestamp_seconds": _unix(state.watermark),
-            "last_pass_seconds": state.last_pass_seconds,
-            "last_error_timestamp_seconds": _unix(state.last_error_at),
+            "last_success_timestamp_seconds": success,
+            "lag_seconds": None if success is None else now - success,
+            "watermark_timestamp_seconds": _unix(state["watermark"]),
+            "last_pass_seconds": state["last_pass_seconds"],
+            "last_error_timestamp_seconds": _unix(state["last_error_at"]),
         }
         for name, value in values.items():
             if value is not None:
-                gauges[name].add_metric([state.source], value)
+                gauges[name].add_metric([state["source"]], value)
     yield from gauges.values()
 
 

@@ -1,6 +1,7 @@
 """JSON logs carrying the request id, and the request metrics (served by app/web/metrics.py)."""
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -10,11 +11,9 @@ from urllib.parse import unquote_plus
 from flask import current_app, g, request
 from prometheus_client import (
     Counter,
-    Gauge,
     Histogram,
 )
 
-from app.db import db
 from app.web import request_id
 
 CREDENTIAL_WORDS = frozenset(
@@ -32,12 +31,6 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 DB_ERRORS = Counter("image_catalogue_db_errors_total", "Requests failed by the database.", ["kind"])
-DB_POOL = Gauge(
-    "image_catalogue_db_pool_connections",
-    "Connections in this worker's pool, by state.",
-    ["state"],
-    multiprocess_mode="livesum",
-)
 
 
 class JsonFormatter(logging.Formatter):
@@ -80,23 +73,28 @@ def _record(response):
     # Every label comes from a closed set, so no request can add a time series.
     route = request.url_rule.rule if request.url_rule else "unmatched"
     method = request.method if request.method in KNOWN_METHODS else "other"
-    REQUESTS.labels(route, method, response.status_code).inc()
-    LATENCY.labels(route).observe(elapsed)
-    pool = db.engine.pool
-    DB_POOL.labels("checked_out").set(pool.checkedout())
-    DB_POOL.labels("idle").set(pool.checkedin())
-    current_app.logger.info(
-        "request",
-        extra=log_fields(
-            method=request.method,
-            path=request.path,
-            query=masked_query(request.query_string)[:1000],
-            status=response.status_code,
-            duration_ms=round(elapsed * 1000, 2),
-            remote_addr=request.remote_addr,
-        ),
-    )
+    requests, latency = _series(route, method, response.status_code)
+    requests.inc()
+    latency.observe(elapsed)
+    if current_app.logger.isEnabledFor(logging.INFO):
+        current_app.logger.info(
+            "request",
+            extra=log_fields(
+                method=request.method,
+                path=request.path,
+                query=masked_query(request.query_string)[:1000] if request.query_string else "",
+                status=response.status_code,
+                duration_ms=round(elapsed * 1000, 2),
+                remote_addr=request.remote_addr,
+            ),
+        )
     return response
+
+
+@functools.cache
+def _series(route, method, status):
+    """The request counter and latency histogram children of these labels, made once."""
+    return REQUESTS.labels(route, method, status), LATENCY.labels(route)
 
 
 def masked_query(query_string):
