@@ -19,6 +19,7 @@ rotation for REPLICA_RETRY_SECONDS.
 """
 
 import hashlib
+import re
 import time
 from typing import NamedTuple
 
@@ -38,6 +39,7 @@ FALLBACKS = Counter(
 LAGGING = "ICLAG"
 QUERY_CANCELED = "57014"
 _DIALECT = postgresql.psycopg2.dialect()
+_EXPANDING = re.compile(r"\(__\[POSTCOMPILE_(\w+)\]\)")
 
 
 class DatabaseUnavailable(Exception):
@@ -56,10 +58,15 @@ class Compiled(NamedTuple):
 
 
 def compiled(statement):
-    """Compile a SQLAlchemy Core statement once, to run it many times through a Reader."""
+    """Compile a SQLAlchemy Core statement once, to run it many times through a Reader.
+
+    An expanding IN (bindparam(..., expanding=True)) takes a tuple, which
+    psycopg2 writes as a parenthesised list: a single value then becomes a
+    plain equality for the planner, where `= ANY(array)` would not.
+    """
     result = statement.compile(dialect=_DIALECT)
     literals = {name: value for name, value in result.params.items() if value is not None}
-    return Compiled(str(result), literals)
+    return Compiled(_EXPANDING.sub(r"%(\1)s", str(result)), literals)
 
 
 class Reader:
@@ -82,10 +89,11 @@ class Target:
 
     def __init__(self, name, url, settings, check=""):
         self.name, self.engine = name, create_read_engine(name, url, settings)
-        # UTC: timestamps come back needing no conversion.
+        # UTC: timestamps come back needing no conversion. No JIT: compiling
+        # costs more than any listing query runs.
         self.setting = (
             f"SET LOCAL statement_timeout = {int(settings['DB_STATEMENT_TIMEOUT_MS'])};"
-            "SET LOCAL timezone = 'UTC';"
+            "SET LOCAL timezone = 'UTC'; SET LOCAL jit = off;"
         )
         self.prefix = self.setting + check
         self.out_until = 0.0

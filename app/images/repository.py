@@ -28,6 +28,21 @@ members = ImageMember.__table__
 properties = ImageProperty.__table__
 
 MATCH_FILTERS = ("name", "status", "container_format", "disk_format")
+# Filters served by an index of their own (their sort key's): each sort key
+# and the query values filtering on it, in the order in which their matches
+# are counted (the likely rarest first).
+OWN_FILTERS = {
+    "name": ("name",),
+    "updated_at": ("changes_since",),
+    "size": ("size_min", "size_max"),
+    "disk_format": ("disk_format",),
+    "container_format": ("container_format",),
+    "status": ("status",),
+}
+# Fetching and sorting this many matches costs about as much as the worst
+# walks along another key's index it replaces (bench/README.md).
+MATCHES_FIRST_MAX = 100_000
+MATCHES = "matches"  # the subquery of a filter's matches, when they come first
 EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
 FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, "size_min", "size_max", "changes_since")
 SORTED = sort_expressions(images.c)
@@ -51,6 +66,9 @@ class Shape(NamedTuple):
     property_filters: int
     marker: bool
     with_properties: bool
+    # Fetch the matches of a filter through its own index, then sort them
+    # (instead of walking the sort key's index): see _matches_first.
+    matches_first: bool = False
 
 
 def list_images(reader, caller, query, *, with_properties=True):
@@ -59,7 +77,9 @@ def list_images(reader, caller, query, *, with_properties=True):
     :raises InvalidMarker: the marker is unknown, invisible, or deleted (unless
         the caller is an admin or asks for changes-since).
     """
-    marker_check, listing = listing_statements(caller, query, with_properties=with_properties)
+    marker_check, listing = listing_statements(
+        reader, caller, query, with_properties=with_properties
+    )
     # The marker is checked first, as Glance did: a bad one is a 400 even
     # when the page would be empty anyway.
     if marker_check is not None and reader.first(*marker_check) is None:
@@ -67,7 +87,7 @@ def list_images(reader, caller, query, *, with_properties=True):
     return [] if listing is None else reader.rows(*listing)
 
 
-def listing_statements(caller, query, *, with_properties=True):
+def listing_statements(reader, caller, query, *, with_properties=True):
     """The (SQL, parameters) pairs `list_images` runs: the marker check and the page.
 
     Either is None when it is not needed.
@@ -89,7 +109,46 @@ def listing_statements(caller, query, *, with_properties=True):
         marker="marker" in query,
         with_properties=with_properties,
     )
+    counted = _counted_filter(shape)
+    if counted is not None:
+        shape = shape._replace(matches_first=_few_matches(reader, counted, parameters))
     return marker_check, _listing_sql(shape).with_values(parameters)
+
+
+def _counted_filter(shape):
+    """The filter whose number of matches decides the plan, or None.
+
+    None when the sort key's index serves the query well: the default order
+    (clients' own), and a filter sorted by its own key. In any other order a
+    filter's matches may all sit at the far end of the sort key's index.
+    """
+    if (shape.sort_key, shape.descending) == ("created_at", True):
+        return None
+    present = {
+        key: tuple(name for name in names if name in shape.filters)
+        for key, names in OWN_FILTERS.items()
+    }
+    present = {key: names for key, names in present.items() if names}
+    if not present or shape.sort_key in present:
+        return None
+    return next(iter(present.values()))
+
+
+def _few_matches(reader, names, parameters):
+    """PostgreSQL's estimate of the filter's matches (planning only), against MATCHES_FIRST_MAX.
+
+    Its statistics of one expression are accurate; what the planner cannot
+    know is where the matches sit in another key's order.
+    """
+    statement, values = _estimate_sql(names).with_values(parameters)
+    (plan,) = reader.first("EXPLAIN (FORMAT JSON) " + statement, values)[0]
+    return plan["Plan"]["Plan Rows"] <= MATCHES_FIRST_MAX
+
+
+@functools.lru_cache(maxsize=16)
+def _estimate_sql(names):
+    conditions = [condition for name in names for condition in _conditions_of(name)]
+    return compiled(sa.select(images.c.id).where(*conditions))
 
 
 def _visibility(caller, is_public):
@@ -104,6 +163,9 @@ def _visibility(caller, is_public):
 
 def _parameters(caller, query):
     parameters = {name: query[name] for name in FILTERS if name in query}
+    for name in MATCH_FILTERS:
+        if name in parameters:
+            parameters[name] = tuple(parameters[name])
     for number, (key, value) in enumerate(query["properties"].items()):
         parameters[f"property_key_{number}"] = key
         parameters[f"property_value_{number}"] = value
@@ -122,14 +184,24 @@ def _listing_sql(shape):
 
 
 def _listing_statement(shape):
-    order = _sort_order(images.c, shape.sort_key)
-    page = sa.select(images).where(_visible_condition(shape.visibility), *_filter_conditions(shape))
+    candidates = sa.select(images).where(
+        _visible_condition(shape.visibility), *_filter_conditions(shape)
+    )
+    if shape.matches_first:
+        # OFFSET 0 keeps the matches a subquery of their own: fetched whole
+        # through the filter's index (the marker is applied to them, so it
+        # cannot steer that choice), then sorted.
+        candidates = sa.select(candidates.offset(0).subquery(MATCHES))
+    order = _sort_order(candidates.selected_columns, shape.sort_key)
     if shape.marker:
         # Compared inside PostgreSQL: values such as '-infinity' have no Python twin.
-        after = sa.select(*order).where(images.c.id == sa.bindparam("marker")).scalar_subquery()
+        marker_order = _sort_order(images.c, shape.sort_key)
+        after = (
+            sa.select(*marker_order).where(images.c.id == sa.bindparam("marker")).scalar_subquery()
+        )
         position = sa.tuple_(*order)
-        page = page.where(position < after if shape.descending else position > after)
-    page = page.order_by(*_directed(order, shape.descending)).limit(sa.bindparam("limit"))
+        candidates = candidates.where(position < after if shape.descending else position > after)
+    page = candidates.order_by(*_directed(order, shape.descending)).limit(sa.bindparam("limit"))
     page = page.subquery("page")
     columns = [page, _properties_of(page)] if shape.with_properties else [page]
     # The page is chosen first, so properties are gathered for its rows only,
@@ -196,33 +268,35 @@ def _visible_condition(visibility):
 
 
 def _filter_conditions(shape):
-    # Written on the sort expressions (NULL as lowest), so each sort key's
-    # index serves its own filter too; IS NOT NULL and a lower bound of 0
-    # keep NULLs out, as the plain comparisons would.
-    conditions = []
-    for name in MATCH_FILTERS:
-        if name in shape.filters:
-            # = ANY(array): one placeholder for any number of values.
-            conditions.append(SORTED[name] == sa.func.any(sa.bindparam(name)))
-            if images.c[name].nullable:
-                conditions.append(images.c[name].is_not(None))
-    for name in EQUALITY_FILTERS:
-        if name in shape.filters:
-            conditions.append(images.c[name] == sa.bindparam(name))
-    if "size_min" in shape.filters:
-        conditions.append(SORTED["size"] >= sa.bindparam("size_min"))
-    elif "size_max" in shape.filters:
-        conditions.append(SORTED["size"] >= 0)
-    if "size_max" in shape.filters:
-        conditions.append(SORTED["size"] <= sa.bindparam("size_max"))
-    if "changes_since" in shape.filters:
-        # Deleted and killed images stay in: that is how clients learn of them.
-        conditions.append(SORTED["updated_at"] > sa.bindparam("changes_since"))
-    else:
+    conditions = [condition for name in shape.filters for condition in _conditions_of(name)]
+    if "changes_since" not in shape.filters:
+        # With changes-since, deleted and killed images stay in: that is how
+        # clients learn of them.
         conditions += [images.c.deleted.is_(False), images.c.status != "killed"]
     if shape.property_filters:
         conditions.append(_has_properties(shape.property_filters))
     return conditions
+
+
+def _conditions_of(name):
+    """One filter's conditions (`name` as in FILTERS).
+
+    Written on the sort expressions (NULL as lowest), so each sort key's index
+    serves its own filter too; IS NOT NULL and a lower bound of 0 keep NULLs
+    out, as the plain comparisons would.
+    """
+    if name in MATCH_FILTERS:
+        conditions = [SORTED[name].in_(sa.bindparam(name, expanding=True))]
+        if images.c[name].nullable:
+            conditions.append(images.c[name].is_not(None))
+        return conditions
+    if name in EQUALITY_FILTERS:
+        return [images.c[name] == sa.bindparam(name)]
+    if name == "size_min":
+        return [SORTED["size"] >= sa.bindparam("size_min")]
+    if name == "size_max":
+        return [SORTED["size"] >= 0, SORTED["size"] <= sa.bindparam("size_max")]
+    return [SORTED["updated_at"] > sa.bindparam("changes_since")]
 
 
 def _has_properties(count):
