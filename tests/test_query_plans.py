@@ -27,9 +27,7 @@ def _check(drop_index=None):
     if drop_index:
         db.session.execute(sa.text(f"DROP INDEX {drop_index}"))
     # Timing is the benchmark's business (bench/), not a unit test's.
-    return plans.check_plans(
-        db.session, min_rows=0, client_ms=float("inf"), other_ms=float("inf")
-    )
+    return plans.check_plans(db.session, min_rows=0, client_ms=float("inf"), other_ms=float("inf"))
 
 
 def test_every_query_shape_has_an_index_backed_plan(app, synthetic_catalogue):
