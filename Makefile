@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench bench-mirror lock clean
+.PHONY: install run test drills lint bench bench-mirror cluster lock clean
 
 install: $(INSTALLED)
 
@@ -34,6 +34,12 @@ bench: install
 	.ci/install-tools nginx wrk
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# A primary, two streaming replicas, PgBouncer, two gunicorn instances and
+# nginx on loopback (deploy/cluster.py), until Ctrl-C.
+cluster: install
+	.ci/install-tools nginx pgbouncer
+	$(BIN)/python -m deploy.cluster
 
 # images sync-glance at scale: a 1,000,000-image Glance database, then follow passes.
 bench-mirror: install

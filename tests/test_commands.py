@@ -322,3 +322,14 @@ def test_a_change_to_fields_properties_or_members_counts_as_updated(run, change)
     changed = json.dumps({**json.loads(original), **change})
     result = run("images", "import", "-", input=changed + "\n")
     assert "0 inserted, 1 updated, 0 unchanged" in result.output
+
+
+def test_a_command_whose_database_is_unreachable_says_so_in_one_line(make_app):
+    runner = make_app(
+        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
+    ).test_cli_runner()
+    for command in (["images", "import", "-"], ["tokens", "list"], ["tokens", "purge"]):
+        result = runner.invoke(args=command, input=_line() + "\n")
+        assert result.exit_code == 1, result.output
+        assert "Error: the catalogue's database could not be reached" in result.output
+        assert "Traceback" not in result.output

@@ -5,14 +5,14 @@ import os
 import sys
 
 import click
-from flask.cli import AppGroup
 
+from app.cli.group import CatalogueGroup
 from app.db import db
 from app.images import plans
 from app.images.timestamps import parse_iso8601
 from app.loading import jsonl, synthetic, upsert
 
-images_cli = AppGroup("images", help="Load images into the catalogue.")
+images_cli = CatalogueGroup("images", help="Load images into the catalogue.")
 DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
 
 

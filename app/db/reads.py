@@ -136,9 +136,8 @@ class ReadRouter:
     def candidates(self, affinity):
         """The replicas in rotation, in this caller's order of preference, then the primary."""
         now = time.monotonic()
-        usable = [replica for replica in self.replicas if replica.out_until <= now]
-        usable.sort(key=lambda replica: _preference(affinity, replica.name), reverse=True)
-        return [*usable, self.primary]
+        by_name = {replica.name: replica for replica in self.replicas if replica.out_until <= now}
+        return [*(by_name[name] for name in replica_order(affinity, by_name)), self.primary]
 
     def status(self):
         """Each database: answering or not, and how far behind, for /readyz."""
@@ -158,8 +157,17 @@ class _TargetFailed(Exception):
         self.reason = reason
 
 
-def _preference(affinity, name):
-    return hashlib.blake2b(f"{affinity}/{name}".encode(), digest_size=8).digest()
+def replica_order(affinity, names):
+    """`names` in the order a caller (`affinity`) prefers them: rendezvous hashing.
+
+    Every worker of every node computes the same order, and a replica that
+    leaves or rejoins moves only the callers that preferred it.
+    """
+    return sorted(
+        names,
+        key=lambda name: hashlib.blake2b(f"{affinity}/{name}".encode(), digest_size=8).digest(),
+        reverse=True,
+    )
 
 
 def _lag(reader):

@@ -1,0 +1,78 @@
+"""The read path (app/db/reads.py): retry on a dead connection, replicas, fallback, readiness."""
+
+import psycopg2
+import pytest
+
+from app.db.reads import replica_order
+from deploy.stack import free_port
+from helpers import image_ids
+
+DETAIL = "/v1.1/images/detail"
+
+
+def _sample(client, metric, **labels):
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(metric + "{") and all(label in line for label in wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_pooled_connection_found_dead_is_replaced_and_the_read_retried(
+    make_app, make_image, make_token, database_url
+):
+    client = make_app().test_client()
+    image, headers = make_image(), {"X-Auth-Token": make_token()}
+    assert image_ids(client.get(DETAIL, headers=headers)) == [image]
+    # Every connection this app pooled dies, as when PostgreSQL restarts.
+    killer = psycopg2.connect(database_url)
+    killer.autocommit = True
+    killer.cursor().execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        " AND state = 'idle' AND query NOT LIKE '%alembic%'"
+    )
+    killer.close()
+    assert image_ids(client.get(DETAIL, headers=headers)) == [image]
+
+
+def test_reads_go_to_a_replica_and_fall_back_to_the_primary_when_it_is_down(
+    make_app, make_image, make_token, database_url
+):
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    client = make_app(
+        DATABASE_REPLICA_URLS=[database_url, dead], DB_CONNECT_TIMEOUT=1
+    ).test_client()
+    image, token = make_image(), make_token()
+    for _ in range(3):
+        assert image_ids(client.get(DETAIL, headers={"X-Auth-Token": token})) == [image]
+    # The dead replica was tried at most once, then left out of rotation.
+    assert _sample(client, "image_catalogue_db_read_fallbacks_total", reason="down") <= 1
+    served = {
+        name: _sample(client, "image_catalogue_db_reads_total", target=name)
+        for name in ("primary", "replica-1", "replica-2")
+    }
+    assert served["replica-2"] == 0
+    assert served["replica-1"] + served["primary"] >= 4  # three listings and a token
+
+
+@pytest.mark.parametrize("affinity", ["a", "b", "token-digest"])
+def test_each_caller_keeps_its_order_of_replicas_and_losing_one_moves_only_its_callers(affinity):
+    everyone = replica_order(affinity, ["replica-1", "replica-2", "replica-3"])
+    assert everyone == replica_order(affinity, ["replica-3", "replica-1", "replica-2"])
+    without_third = [name for name in everyone if name != "replica-3"]
+    assert replica_order(affinity, ["replica-1", "replica-2"]) == without_third
+
+
+def test_callers_are_spread_over_the_replicas():
+    first_choices = {replica_order(str(n), ["r1", "r2"])[0] for n in range(50)}
+    assert first_choices == {"r1", "r2"}
+
+
+def test_readyz_reports_every_database_and_its_lag(make_app, database_url):
+    dead = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    client = make_app(DATABASE_REPLICA_URLS=[database_url, dead], DB_CONNECT_TIMEOUT=1)
+    body = client.test_client().get("/readyz").get_json()
+    assert body["databases"]["primary"] == {"status": "ok", "lag_seconds": 0.0}
+    assert body["databases"]["replica-1"] == {"status": "ok", "lag_seconds": 0.0}
+    assert body["databases"]["replica-2"]["status"] == "unavailable"
