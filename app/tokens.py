@@ -33,7 +33,8 @@ def hash_token(token):
 
 def issue_token(session, *, project_id, roles, ttl_seconds):
     """Store a new token's hash and return the token itself (shown only once)."""
-    token = secrets.token_urlsafe(32)
+    # Hex: a token never starts with "-", which a command line would take for an option.
+    token = secrets.token_hex(32)
     expires_at = None
     if ttl_seconds:
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)

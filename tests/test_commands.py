@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -151,7 +152,8 @@ def test_tokens_issue_prints_only_a_working_token(app, run):
     result = run("tokens", "issue", "--project", "p1", "--role", "admin", "--role", "member")
     assert result.exit_code == 0
     token = result.output.strip()
-    assert result.output == token + "\n" and len(token) >= 40
+    # Hex, so it never starts with "-" and cannot pass for an option on a command line.
+    assert result.output == token + "\n" and re.fullmatch("[0-9a-f]{64}", token)
     with app.app_context():
         caller = _caller(token)
         stored = db.session.scalars(sa.text("SELECT token_hash FROM api_tokens")).all()

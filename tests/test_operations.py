@@ -17,6 +17,8 @@ import requests
 
 from app.db import db
 from app.loading import upsert
+from app.models import ApiToken
+from app.tokens import hash_token
 from app.web.observability import KNOWN_METHODS, JsonFormatter
 from deploy.stack import READY_DEADLINE_SECONDS
 from helpers import error_message
@@ -154,6 +156,19 @@ def test_tokens_revoke_by_token_and_by_project(app, make_app, make_token):
     error_message(client.get(DETAIL, headers={"X-Auth-Token": second}), 401)
     assert client.get(DETAIL, headers={"X-Auth-Token": other}).status_code == 200
     assert runner.invoke(args=["tokens", "revoke"]).exit_code == 2
+
+
+def test_a_token_starting_with_a_dash_is_revoked_after_double_dash(app, make_app):
+    # Version 1.0 issued URL-safe base64 tokens, which may start with "-".
+    legacy = "-w" + "x" * 41
+    with app.app_context():
+        db.session.add(ApiToken(token_hash=hash_token(legacy), project_id="p1", roles=["member"]))
+        db.session.commit()
+    client = make_app(TOKEN_CACHE_SECONDS=0).test_client()
+    assert client.get(DETAIL, headers={"X-Auth-Token": legacy}).status_code == 200
+    result = app.test_cli_runner().invoke(args=["tokens", "revoke", "--", legacy])
+    assert result.output.strip() == "1"
+    error_message(client.get(DETAIL, headers={"X-Auth-Token": legacy}), 401)
 
 
 def test_openapi_document_describes_the_listing(client):

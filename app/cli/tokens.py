@@ -39,7 +39,8 @@ def revoke(token, token_id, project):
     """Revoke TOKEN, the token --id, or all tokens of --project; print how many were revoked.
 
     Workers that saw a token recently keep accepting it for up to
-    TOKEN_CACHE_SECONDS.
+    TOKEN_CACHE_SECONDS. A token starting with "-" (version 1.0 issued such
+    tokens) goes after "--": tokens revoke -- -TOKEN.
     """
     if sum(value is not None for value in (token, token_id, project)) != 1:
         raise click.UsageError("give exactly one of TOKEN, --id or --project")
