@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench bench-mirror cluster lock clean
+.PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock clean
 
 install: $(INSTALLED)
 
@@ -31,7 +31,7 @@ drills: install
 	$(BIN)/python -m pytest -m drill
 
 bench: install
-	.ci/install-tools nginx wrk
+	.ci/install-tools nginx wrk pgbouncer
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
@@ -40,6 +40,14 @@ bench: install
 cluster: install
 	.ci/install-tools nginx pgbouncer
 	$(BIN)/python -m deploy.cluster
+
+# gunicorn settings measured against each other; where one request's time goes.
+bench-tune: install
+	.ci/install-tools nginx wrk
+	$(BIN)/python bench/tuning.py $(BENCH_ARGS)
+
+bench-profile: install
+	$(BIN)/python bench/profile_request.py $(BENCH_ARGS)
 
 # images sync-glance at scale: a 1,000,000-image Glance database, then follow passes.
 bench-mirror: install

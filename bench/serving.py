@@ -1,0 +1,100 @@
+"""Serving under load: the shipped gunicorn and nginx, wrk, and what each process spends."""
+
+import re
+import subprocess
+from contextlib import contextmanager
+
+import psutil
+
+from deploy.stack import Gunicorn, Nginx
+
+WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@contextmanager
+def served(environment, wsgi_target="wsgi:app", ready_path="/healthz", options=()):
+    """gunicorn (shipped config, plus `options`) behind nginx (the loopback site).
+
+    Yields (nginx, the gunicorn master's psutil.Process), once `ready_path`
+    answers through nginx.
+    """
+    gunicorn = Gunicorn(environment, wsgi_target=wsgi_target, options=options)
+    nginx = None
+    try:
+        gunicorn.wait_until_serving(ready_path)
+        nginx = Nginx([gunicorn.port])
+        nginx.wait_until_serving(ready_path)
+        yield nginx, psutil.Process(gunicorn.process.pid)
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        gunicorn.stop()
+
+
+def wrk(nginx, path, token, connections, duration):
+    """req/s, p50 and p99 (ms), and non-2xx answers of `duration` seconds of wrk."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if token:
+        command += ["-H", f"X-Auth-Token: {token}"]
+    output = subprocess.run(
+        [*command, f"{nginx.url}{path}"], check=True, capture_output=True, text=True
+    ).stdout
+    latency = {
+        f"p{p}": float(value) * UNIT_MS[unit] for p, value, unit in WRK_LATENCY.findall(output)
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = re.search(r"(\d+) requests in", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        **latency,
+        "errors": int(errors.group(1)) if errors else 0,
+        "requests": int(requests.group(1)),
+    }
+
+
+def rss_mb(gunicorn_master):
+    return sorted(
+        round(worker.memory_info().rss / 2**20, 1) for worker in gunicorn_master.children()
+    )
+
+
+class CpuMeter:
+    """CPU seconds (user + system) each tier's processes spend inside the `with` block."""
+
+    def __init__(self, tiers):
+        # tier name -> function returning its processes (re-read: workers come and go)
+        self.tiers = tiers
+
+    def _totals(self):
+        totals = {}
+        for name, processes in self.tiers.items():
+            seconds = 0.0
+            for process in processes():
+                try:
+                    times = process.cpu_times()
+                    seconds += times.user + times.system
+                except psutil.NoSuchProcess:
+                    continue
+            totals[name] = seconds
+        return totals
+
+    def __enter__(self):
+        self.started = self._totals()
+        return self
+
+    def __exit__(self, *exc_info):
+        ended = self._totals()
+        self.spent = {name: ended[name] - self.started[name] for name in self.tiers}
+
+
+def tree(process):
+    """A process and its children (a master and its workers)."""
+    return lambda: [process, *process.children(recursive=True)]
+
+
+def named(name):
+    """Every process whose name is `name` (postgres backends, pgbouncer)."""
+    return lambda: [
+        process for process in psutil.process_iter(["name"]) if process.info["name"] == name
+    ]

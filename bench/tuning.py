@@ -1,0 +1,65 @@
+"""make bench-tune: gunicorn settings measured against each other on the no-filter request.
+
+Worker count, preload_app and the worker class, each served by the shipped
+config with one setting changed, behind the shipped nginx site, in one run.
+Results: bench/results/gunicorn.md (the choice in deploy/gunicorn.conf.py).
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.config import Config  # noqa: E402
+from bench import database, report  # noqa: E402
+from bench.serving import rss_mb, served, wrk  # noqa: E402
+
+VARIANTS = [
+    ("sync, 3 workers", "3", []),
+    ("sync, 5 workers (2 x CPUs + 1)", "5", []),
+    ("sync, 8 workers", "8", []),
+    ("sync, 5 workers, preload_app", "5", ["--preload"]),
+    ("gthread, 3 workers x 4 threads", "3", ["--worker-class", "gthread", "--threads", "4"]),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=10)
+    options = parser.parse_args()
+    url = os.environ.get("DATABASE_URL") or database.start_server()
+    environment = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    app = create_app(type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
+    database.prepare_catalogue(app, environment, options.count)
+    token = database.issue_tokens(environment)["member"]
+    lines = [
+        "# gunicorn settings, measured",
+        "",
+        f"The no-filter request at {options.count:,} images, wrk {options.duration} s per cell "
+        "through nginx; the rest of deploy/gunicorn.conf.py unchanged.",
+        "",
+        "| setting | req/s @16 | p99 ms @16 | req/s @64 | p99 ms @64 | worker RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, workers, flags in VARIANTS:
+        print(f"gunicorn: {name}", file=sys.stderr)
+        with served({**environment, "WEB_CONCURRENCY": workers}, options=flags) as (nginx, master):
+            low = wrk(nginx, "/v1.1/images/detail", token, 16, options.duration)
+            high = wrk(nginx, "/v1.1/images/detail", token, 64, options.duration)
+            memory = rss_mb(master)
+        lines.append(
+            f"| {name} | {low['rps']:.0f} | {low['p99']:.1f} | {high['rps']:.0f} | "
+            f"{high['p99']:.1f} | {memory} |"
+        )
+    report.RESULTS.mkdir(parents=True, exist_ok=True)
+    (report.RESULTS / "gunicorn.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
