@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import sys
 
 import sqlalchemy as sa
 
@@ -28,6 +29,18 @@ def startup_problem(settings):
 
         return settings_problem(settings["KEYSTONE_AUTHTOKEN"])
     return None
+
+
+def exit_on_startup_problem():
+    """Exit with the reason this process's environment cannot serve (status 1), or 0.
+
+    deploy/gunicorn.conf.py runs it in a child process before any worker starts.
+    """
+    from flask import Config as Settings
+
+    settings = Settings(os.getcwd())
+    settings.from_object(Config)
+    sys.exit(startup_problem(settings))
 
 
 def database_url_problem(url):

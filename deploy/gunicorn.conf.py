@@ -6,13 +6,17 @@ HOST, PORT and WEB_CONCURRENCY override the bind address and worker count.
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
 # deploy/systemd/image-catalogue@.service names each instance and its pidfile.
 proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
-# gunicorn's guide: about two workers per core, plus one.
+# gunicorn's guide, about two workers per core plus one: on two cores no
+# other count, nor preload_app, measured better, and gthread measured worse
+# (bench/results/gunicorn.md). No preload_app: a reload must load new code.
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
 # Behind nginx, which buffers slow clients; a request that takes longer is stuck.
@@ -28,7 +32,7 @@ limit_request_fields = 100
 # gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl, which two
 # instances on one machine would fight over; the service does not use it.
 control_socket_disable = True
-# The app writes its own JSON access log line per request (app/observability.py).
+# The app writes its own JSON access log line per request (app/web/observability.py).
 accesslog = None
 
 # Prometheus multiprocess mode: each worker writes its samples under this
@@ -40,16 +44,17 @@ if _temporary_metrics_dir:
 
 
 def on_starting(server):
-    from flask import Config as Settings
-
-    from app.config import Config, startup_problem
-
     # Refuse at once, in one line, instead of every worker failing to boot.
-    settings = Settings(os.getcwd())
-    settings.from_object(Config)
-    problem = startup_problem(settings)
-    if problem:
-        raise SystemExit(f"image-catalogue: {problem}")
+    # The settings are checked in a child process: importing the app into the
+    # master would make the workers of a reload (HUP) fork its old code.
+    check = subprocess.run(
+        [sys.executable, "-c", "from app.config import exit_on_startup_problem as check; check()"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode:
+        raise SystemExit(f"image-catalogue: {check.stderr.strip().splitlines()[-1]}")
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir)

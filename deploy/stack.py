@@ -98,14 +98,18 @@ def stop(process, timeout=60):
         process.wait()
 
 
-def start_gunicorn(environment=None, *, wsgi_target="wsgi:app", options=(), **popen_options):
+def start_gunicorn(
+    environment=None, *, wsgi_target="wsgi:app", options=(), root=ROOT, **popen_options
+):
     """gunicorn with deploy/gunicorn.conf.py (and command-line `options` over it).
 
-    PORT, DATABASE_URL, WEB_CONCURRENCY... come from `environment`.
+    PORT, DATABASE_URL, WEB_CONCURRENCY... come from `environment`; the code
+    and the config from the checkout at `root`.
     """
+    config = Path(root) / GUNICORN_CONFIG.relative_to(ROOT)
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), *options, wsgi_target],
-        cwd=ROOT,
+        [sys.executable, "-m", "gunicorn", "-c", str(config), *options, wsgi_target],
+        cwd=root,
         env={**os.environ, **(environment or {})},
         **popen_options,
     )
@@ -119,7 +123,14 @@ class Gunicorn:
     """
 
     def __init__(
-        self, environment=None, *, wsgi_target="wsgi:app", port=0, options=(), **popen_options
+        self,
+        environment=None,
+        *,
+        wsgi_target="wsgi:app",
+        port=0,
+        options=(),
+        root=ROOT,
+        **popen_options,
     ):
         self.log_dir = Path(tempfile.mkdtemp(prefix="image-catalogue-gunicorn-"))
         self.log_path = self.log_dir / "gunicorn.log"
@@ -128,6 +139,7 @@ class Gunicorn:
                 {**(environment or {}), "PORT": str(port)},
                 wsgi_target=wsgi_target,
                 options=options,
+                root=root,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 **popen_options,

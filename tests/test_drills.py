@@ -26,7 +26,7 @@ from app.config import Config
 from app.db import db, embedded
 from app.loading.synthetic import generate_records
 from app.tokens import issue_token
-from deploy.stack import READY_DEADLINE_SECONDS, ROOT, Nginx
+from deploy.stack import READY_DEADLINE_SECONDS, ROOT, Gunicorn, Nginx
 from helpers import fingerprint
 from servers import start_service, tls_files
 
@@ -191,6 +191,28 @@ def _reload(gunicorn):
             return
         assert time.monotonic() < deadline, "gunicorn did not replace its workers after SIGHUP"
         time.sleep(0.05)
+
+
+def test_a_reload_runs_the_code_now_on_disk(database_url, tmp_path):
+    # An upgrade puts new code in place, then `systemctl reload`: the new
+    # workers must run it, so the master must never have imported the app.
+    checkout = tmp_path / "checkout"
+    for name in ("app", "deploy", "migrations"):
+        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "wsgi.py", checkout)
+    gunicorn = Gunicorn({"DATABASE_URL": database_url, "WEB_CONCURRENCY": "2"}, root=checkout)
+    try:
+        gunicorn.wait_until_serving()
+        health = checkout / "app" / "web" / "health.py"
+        health.write_text(
+            health.read_text().replace('{"status": "ok"}', '{"status": "ok", "release": "next"}')
+        )
+        _reload(gunicorn)
+        # Every worker is new: whichever answers shows the code they loaded.
+        answer = requests.get(gunicorn.url + "/healthz", timeout=(2, READY_DEADLINE_SECONDS))
+        assert answer.json() == {"status": "ok", "release": "next"}
+    finally:
+        gunicorn.stop()
 
 
 def test_killed_import_leaves_the_old_catalogue(app, make_image, database_url, tmp_path):
