@@ -64,7 +64,11 @@ def init_app(app):
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**pool_options(app.config), "pool_pre_ping": True}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    app.extensions["schema_heads"] = frozenset(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    app.extensions["schema_heads"] = frozenset(scripts.get_heads())
+    app.extensions["schema_revisions"] = frozenset(
+        script.revision for script in scripts.walk_revisions()
+    )
     app.extensions["reads"] = ReadRouter(app.config)
 
 
@@ -82,13 +86,20 @@ def status():
 
 
 def schema_problem(reader):
-    """Return why the database's schema is not the one this code expects, or None."""
+    """Return why the database's schema cannot serve this code, or None.
+
+    A schema behind the code (or never migrated) cannot. A schema at a
+    revision this code does not know was migrated by a newer release: by
+    the expand/contract rule (docs/operations.md) the old code still runs on
+    it, which a rolling upgrade relies on.
+    """
     try:
         applied = {version for (version,) in reader.rows("SELECT version_num FROM alembic_version")}
     except psycopg2.errors.UndefinedTable:
         return "the schema was never migrated (run: flask --app wsgi db upgrade)"
     expected = current_app.extensions["schema_heads"]
-    if applied != expected:
+    newer = applied and not applied & current_app.extensions["schema_revisions"]
+    if applied != expected and not newer:
         return (
             f"the schema is at {', '.join(sorted(applied)) or 'no revision'}, this code needs "
             f"{', '.join(sorted(expected))} (run: flask --app wsgi db upgrade)"
