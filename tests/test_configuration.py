@@ -1,9 +1,13 @@
 """The service refuses to start without a database it was told to use."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from app.config import ConfigurationError
-from deploy.stack import ProcessFailed
+from deploy.stack import ROOT, ProcessFailed
 from servers import start_service
 
 
@@ -28,6 +32,22 @@ def test_gunicorn_exits_at_once_with_the_reason_when_database_url_is_unset():
     with pytest.raises(ProcessFailed) as failed:
         start_service("")
     assert "image-catalogue: DATABASE_URL is not set" in str(failed.value)
+
+
+def test_commands_exit_with_the_reason_in_one_line_when_database_url_is_wrong():
+    environment = {**os.environ, "DATABASE_URL": "mysql://user:secret@db/catalogue"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "tokens", "list"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "image-catalogue: DATABASE_URL must be a postgresql:// URL or 'embedded', "
+        "not mysql://user:***@db/catalogue"
+    ]
 
 
 def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_database):
