@@ -41,12 +41,23 @@ class Site:
             "LISTEN": self._https_listen() if https else f"    listen {self.http_address};",
             "SERVER_NAME": self.server_name,
             "ACCESS_LOG": self.access_log,
-            "METRICS_ALLOW": "\n".join(f"        allow {source};" for source in self.metrics_allow),
+            "METRICS_LOCATIONS": self._metrics_locations(),
         }
         text = TEMPLATE.read_text()
         for name, value in values.items():
             text = text.replace(f"@{name}@", value)
         return text
+
+    def _metrics_locations(self):
+        allow = "".join(f"        allow {source};\n" for source in self.metrics_allow)
+        targets = {"/metrics": "http://image_catalogue"}
+        for number, upstream in enumerate(self.upstreams, start=1):
+            targets[f"/metrics/{number}"] = f"http://{upstream}/metrics"
+        return "\n".join(
+            f"    location = {path} {{\n{allow}"
+            f"        deny all;\n        proxy_pass {target};\n    }}"
+            for path, target in targets.items()
+        )
 
     def _https_listen(self):
         return "\n".join(

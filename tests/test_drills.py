@@ -372,9 +372,29 @@ def test_metrics_are_refused_outside_the_allow_list(live_server):
     try:
         nginx.wait_until_serving()
         assert requests.get(f"{nginx.url}/metrics", timeout=30).status_code == 403
+        assert requests.get(f"{nginx.url}/metrics/1", timeout=30).status_code == 403
         assert requests.get(f"{nginx.url}/healthz", timeout=30).status_code == 200
     finally:
         nginx.stop()
+
+
+def test_nginx_serves_each_instances_own_metrics(database_url):
+    instances = [start_service(database_url) for _ in range(2)]
+    nginx = Nginx([instance.port for instance in instances])
+    try:
+        nginx.wait_until_serving()
+        # Straight to the second instance: only it counts these.
+        for _ in range(3):
+            requests.get(f"{instances[1].url}/no-such-page", timeout=30)
+        counted = [
+            _sample(f"{nginx.url}/metrics/{number}", "image_catalogue_requests_total", status="404")
+            for number in (1, 2)
+        ]
+    finally:
+        nginx.stop()
+        for instance in instances:
+            instance.stop()
+    assert counted == [0, 3]
 
 
 def test_nginx_never_sends_an_answered_request_to_a_second_instance(app, database_url, make_token):
@@ -386,7 +406,7 @@ def test_nginx_never_sends_an_answered_request_to_a_second_instance(app, databas
         nginx.wait_until_serving()
         response = requests.get(nginx.url + DETAIL, headers={"X-Auth-Token": token}, timeout=30)
         answered = sum(
-            _sample(instance.url, "image_catalogue_requests_total", status="503")
+            _sample(f"{instance.url}/metrics", "image_catalogue_requests_total", status="503")
             for instance in instances
         )
     finally:
@@ -397,8 +417,8 @@ def test_nginx_never_sends_an_answered_request_to_a_second_instance(app, databas
     assert answered == 1
 
 
-def _sample(base_url, metric, **labels):
-    text = requests.get(f"{base_url}/metrics", timeout=30).text
+def _sample(metrics_url, metric, **labels):
+    text = requests.get(metrics_url, timeout=30).text
     wanted = [f'{key}="{value}"' for key, value in labels.items()]
     return sum(
         float(line.rsplit(" ", 1)[1])
