@@ -50,15 +50,27 @@ def issue_token(session, *, project_id, roles, ttl_seconds):
     return token
 
 
+class AmbiguousTokenId(ValueError):
+    """A token id (a prefix of the hash) matches several tokens."""
+
+
 def revoke_tokens(session, *, token=None, token_id=None, project_id=None):
-    """Delete one token (by value or by id) or every token of a project; return how many."""
+    """Delete one token (by value or by id) or every token of a project; return how many.
+
+    :raises AmbiguousTokenId: `token_id` matches more than one token (none is revoked).
+    """
     if token is not None:
         condition = ApiToken.token_hash == hash_token(token)
     elif token_id is not None:
-        # An id is a prefix of the hash: exactly one token must match it.
-        condition = ApiToken.token_hash.startswith(token_id, autoescape=True)
         if len(token_id) < TOKEN_ID_LENGTH:
             return 0
+        # An id is a prefix of the hash: it must name one token only.
+        condition = ApiToken.token_hash.startswith(token_id, autoescape=True)
+        matching = session.scalar(sa.select(sa.func.count()).where(condition))
+        if matching > 1:
+            raise AmbiguousTokenId(
+                f"id {token_id} matches {matching} tokens: give more characters of it"
+            )
     else:
         condition = ApiToken.project_id == project_id
     revoked = session.execute(sa.delete(ApiToken).where(condition)).rowcount

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.db import db, read
-from app.models import Image, ImageMember, ImageProperty
+from app.models import ApiToken, Image, ImageMember, ImageProperty
 from app.tokens import find_caller, hash_token
 from helpers import image_ids
 
@@ -274,6 +274,22 @@ def test_tokens_list_shows_ids_never_tokens_and_revoke_takes_an_id(app, run, mak
         assert _caller(revoked) is None
         assert _caller(kept).project_id == "p1"
     assert run("tokens", "revoke", "--id", "abc").output.strip() == "0"  # too short to name one
+
+
+def test_revoke_by_an_id_two_tokens_share_revokes_neither(app, run):
+    shared = "0123456789ab"
+    with app.app_context():
+        for rest in ("c" * 52, "d" * 52):
+            db.session.add(ApiToken(token_hash=shared + rest, project_id="p1", roles=["member"]))
+        db.session.commit()
+    result = run("tokens", "revoke", "--id", shared)
+    assert result.exit_code == 1
+    assert f"id {shared} matches 2 tokens: give more characters of it" in result.output
+    assert run("tokens", "revoke", "--id", shared + "c").output.strip() == "1"
+    with app.app_context():
+        assert db.session.scalars(sa.text("SELECT token_hash FROM api_tokens")).all() == [
+            shared + "d" * 52
+        ]
 
 
 def test_tokens_purge_deletes_only_expired_tokens(app, run, make_token):

@@ -4,7 +4,13 @@ import click
 
 from app.cli.group import CatalogueGroup
 from app.db import db
-from app.tokens import issue_token, list_tokens, purge_expired_tokens, revoke_tokens
+from app.tokens import (
+    AmbiguousTokenId,
+    issue_token,
+    list_tokens,
+    purge_expired_tokens,
+    revoke_tokens,
+)
 
 tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
 
@@ -44,7 +50,11 @@ def revoke(token, token_id, project):
     """
     if sum(value is not None for value in (token, token_id, project)) != 1:
         raise click.UsageError("give exactly one of TOKEN, --id or --project")
-    click.echo(revoke_tokens(db.session, token=token, token_id=token_id, project_id=project))
+    try:
+        revoked = revoke_tokens(db.session, token=token, token_id=token_id, project_id=project)
+    except AmbiguousTokenId as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(revoked)
 
 
 @tokens_cli.command("list")
