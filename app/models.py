@@ -79,6 +79,13 @@ class ImageProperty(db.Model):
     name = sa.Column(sa.String(255), primary_key=True)
     value = sa.Column(sa.Text, nullable=False)
 
+    # Several property-<key>=<value> filters: the images having all the pairs
+    # (one filter probes the primary key instead). md5 of the value, because a
+    # value may be longer than a btree entry can hold.
+    __table_args__ = (
+        sa.Index("ix_image_properties_name_value", "name", sa.func.md5(value), "image_id"),
+    )
+
 
 class ImageMember(db.Model):
     __tablename__ = "image_members"
