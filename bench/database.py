@@ -27,9 +27,12 @@ PAGE_SIZE = 25
 DEEP_PAGE = 200
 
 
-def start_server():
-    """The embedded PostgreSQL with SERVER_SETTINGS (restarted once if they change); its URL."""
-    pgdata = os.environ.get("EMBEDDED_PGDATA", BENCH_PGDATA)
+def start_server(pgdata=BENCH_PGDATA):
+    """The embedded PostgreSQL with SERVER_SETTINGS (restarted once if they change); its URL.
+
+    EMBEDDED_PGDATA, when set, is the data directory instead of `pgdata`.
+    """
+    pgdata = os.environ.get("EMBEDDED_PGDATA", pgdata)
     server = embedded.start(pgdata)
     url = server.get_uri()
     with closing(psycopg2.connect(url)) as connection:

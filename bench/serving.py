@@ -5,6 +5,7 @@ import subprocess
 from contextlib import contextmanager
 
 import psutil
+import requests
 
 from deploy.stack import Gunicorn, Nginx
 
@@ -43,14 +44,28 @@ def wrk(nginx, path, token, connections, duration):
     latency = {
         f"p{p}": float(value) * UNIT_MS[unit] for p, value, unit in WRK_LATENCY.findall(output)
     }
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    requests = re.search(r"(\d+) requests in", output)
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    answered = re.search(r"(\d+) requests in", output)
+    _settle(nginx)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         **latency,
-        "errors": int(errors.group(1)) if errors else 0,
-        "requests": int(requests.group(1)),
+        "errors": (int(failed.group(1)) if failed else 0)
+        + (sum(int(count) for count in socket_errors.groups()) if socket_errors else 0),
+        "requests": int(answered.group(1)),
     }
+
+
+def _settle(nginx):
+    """Return once a request sent after the load is answered.
+
+    Requests the load left queued in gunicorn are then done, instead of
+    taking the workers from the next measurement.
+    """
+    requests.get(f"{nginx.url}/healthz", timeout=(2, 600)).raise_for_status()
 
 
 def rss_mb(gunicorn_master):
