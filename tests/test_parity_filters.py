@@ -64,6 +64,14 @@ def test_in_operator_quotes_protect_commas(list_images, make_image):
     assert set(image_ids(list_images('name=in:"a,b",c'))) == {comma, plain}
 
 
+def test_empty_in_list_is_one_empty_value(list_images, make_image):
+    empty = make_image(name="")
+    make_image(name=None)
+    make_image(name="cirros")
+    assert image_ids(list_images("name=in:")) == image_ids(list_images("name=")) == [empty]
+    assert image_ids(list_images("status=in:")) == []
+
+
 def test_eq_operator_and_other_prefixes(list_images, make_image):
     cirros = make_image(name="cirros")
     colon = make_image(name="gt:5")

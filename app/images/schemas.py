@@ -51,8 +51,9 @@ class MatchValues(fields.Field):
 
 
 def _split_quoted(text):
+    # csv reads "" as no fields; `in:` is one empty value, as `in:a,` ends with one.
     try:
-        return next(csv.reader([text], strict=True))
+        return next(csv.reader([text], strict=True)) or [""]
     except csv.Error as error:
         raise ValidationError('unbalanced double quotes in an "in:" list') from error
 
