@@ -36,6 +36,7 @@ def served(environment, wsgi_target="wsgi:app", ready_path="/healthz", options=(
 def wrk(nginx, path, token, connections, duration):
     """req/s, p50 and p99 (ms), and non-2xx answers of `duration` seconds of wrk."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    headers = {"X-Auth-Token": token} if token else {}
     if token:
         command += ["-H", f"X-Auth-Token: {token}"]
     output = subprocess.run(
@@ -49,7 +50,7 @@ def wrk(nginx, path, token, connections, duration):
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     answered = re.search(r"(\d+) requests in", output)
-    _settle(nginx)
+    _settle(f"{nginx.url}{path}", headers)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         **latency,
@@ -59,13 +60,13 @@ def wrk(nginx, path, token, connections, duration):
     }
 
 
-def _settle(nginx):
-    """Return once a request sent after the load is answered.
+def _settle(url, headers):
+    """Return once the same request, sent after the load, is answered.
 
     Requests the load left queued in gunicorn are then done, instead of
     taking the workers from the next measurement.
     """
-    requests.get(f"{nginx.url}/healthz", timeout=(2, 600)).raise_for_status()
+    requests.get(url, headers=headers, timeout=(2, 600)).raise_for_status()
 
 
 def rss_mb(gunicorn_master):
