@@ -80,6 +80,7 @@ server {{
     listen {self.http_address};
     server_name {self.server_name};
     server_tokens off;
+    access_log {self.access_log} image_catalogue if=$image_catalogue_failed;
     location / {{
         return 308 https://{authority}$request_uri;
     }}

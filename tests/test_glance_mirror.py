@@ -293,8 +293,13 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
     mirror_app, new_database, database_url
 ):
     # The source's database does not exist yet: every pass fails until it does.
+    # Its URL names no driver, as an operator would write it.
     name = "glance_later"
-    url = sa.make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    url = (
+        sa.make_url(database_url)
+        .set(drivername="postgresql", database=name)
+        .render_as_string(hide_password=False)
+    )
     stop, log = threading.Event(), _Log()
 
     def follow():
@@ -335,6 +340,9 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
     assert not follower.is_alive()
     with mirror_app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == len(glance.v1)
+        # The failures and the success are one source's state: the error is cleared.
+        (state,) = read(repository.catalogue_freshness).mirrors
+        assert state["last_success_at"] and state["last_error"] is None
 
 
 def _rename_database(server_url, old, new):

@@ -210,8 +210,11 @@ class GlanceSource:
 
 
 def source_name(url):
-    """The source as logs and /metrics show it: its URL without the password."""
-    return sa.make_url(url).render_as_string(hide_password=True)
+    """The source as logs and /metrics show it: its URL with its driver, without the password.
+
+    Failed and successful passes must record their state under the same name.
+    """
+    return sa.make_url(with_installed_driver(url)).render_as_string(hide_password=True)
 
 
 def _utc(moment):
