@@ -39,6 +39,22 @@ def test_production_nginx_site_passes_nginx_t(tmp_path):
     assert "test is successful" in result.stderr
 
 
+def test_every_server_of_the_production_site_logs_only_failures_without_query_strings(tmp_path):
+    # A server without its own access_log falls back to nginx's default log,
+    # which records every request line, query string (and token) included.
+    site = Site(
+        upstreams=["127.0.0.1:8080"],
+        server_name="images.example.com",
+        certificate="/etc/ssl/images.pem",
+        certificate_key="/etc/ssl/images.key",
+        access_log=str(tmp_path / "access.log"),
+    )
+    servers = site.render().split("\nserver {")[1:]
+    assert len(servers) == 3  # the site, the HTTP redirect, the default server
+    for server in servers:
+        assert f"access_log {tmp_path / 'access.log'} image_catalogue" in server
+
+
 def test_nginx_t_rejects_a_broken_site(tmp_path):
     site = Site(upstreams=["127.0.0.1:8080"], access_log=str(tmp_path / "access.log"))
     site.metrics_allow = ["not an address"]
