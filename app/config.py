@@ -110,7 +110,7 @@ class Config:
     KEYSTONE_AUTHTOKEN = {
         name.removeprefix("KEYSTONE_AUTHTOKEN_").lower(): value
         for name, value in os.environ.items()
-        if name.startswith("KEYSTONE_AUTHTOKEN_")
+        if name.startswith("KEYSTONE_AUTHTOKEN_") and value
     }
     # How long a worker trusts a token it has seen: the delay before a
     # revocation takes effect (expiry is always exact).

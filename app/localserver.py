@@ -22,7 +22,7 @@ DEMO_PROJECT = "demo-project"
 
 
 def main():
-    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8080")
+    host, port = os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "8080"
     base_url = f"http://{host}:{port}"
     if answers(base_url):
         sys.exit(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8080'}"
 # deploy/systemd/image-catalogue@.service names each instance and its pidfile.
 proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
