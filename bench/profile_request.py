@@ -3,8 +3,8 @@
 Each part is timed on its own (median of many runs) on a catalogue of
 --count images; "the rest" is the whole request minus the parts: Flask and
 Werkzeug, auth (a cached token), request ids, size limits, metrics and the
-access log line. Also compares JSON encoders on a 25-image and a 1000-image
-page. Prints a Markdown table.
+access log line. Also times the alternatives on the same page: marshmallow's
+own dump, Flask's JSON provider and json.dumps. Prints Markdown tables.
 """
 
 import argparse
