@@ -23,7 +23,8 @@ def readyz():
 
     The body tells each database's state and lag, and each Glance mirror's.
 
-    :raises 503: no database answers (or too slowly), or the schema is older or newer.
+    :raises 503: no database answers (or too slowly), or the schema is older than
+        the code's. A newer one serves: old code runs on it during a rolling upgrade.
     """
     problem = database.read(database.schema_problem)
     if problem:
