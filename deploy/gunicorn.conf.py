@@ -15,8 +15,9 @@ bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '808
 proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 # gunicorn's guide, about two workers per core plus one: on two cores no
-# other count, nor preload_app, measured better, and gthread measured worse
-# (bench/results/gunicorn.md). No preload_app: a reload must load new code.
+# other count was clearly better at 16 connections, preload_app only at 64,
+# and gthread was worse (bench/results/gunicorn.md). No preload_app: a
+# reload must load new code.
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
 # Behind nginx, which buffers slow clients; a request that takes longer is stuck.

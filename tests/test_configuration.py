@@ -55,3 +55,21 @@ def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_databa
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "never migrated" in response.get_json()["error"]["message"]
+
+
+def test_an_empty_setting_counts_as_unset():
+    # An environment file with `HOST=` must not bind every interface.
+    environment = {**os.environ, "HOST": "", "PORT": "", "KEYSTONE_AUTHTOKEN_AUTH_URL": ""}
+    script = (
+        "import runpy; from app.config import Config; "
+        "print(runpy.run_path('deploy/gunicorn.conf.py')['bind'], Config.KEYSTONE_AUTHTOKEN)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["127.0.0.1:8080", "{}"]

@@ -49,10 +49,14 @@ def test_every_server_of_the_production_site_logs_only_failures_without_query_st
         certificate_key="/etc/ssl/images.key",
         access_log=str(tmp_path / "access.log"),
     )
+    log = f"access_log {tmp_path / 'access.log'} image_catalogue"
     servers = site.render().split("\nserver {")[1:]
-    assert len(servers) == 3  # the site, the HTTP redirect, the default server
+    assert len(servers) == 3  # the HTTP redirect, the default server, the site
     for server in servers:
-        assert f"access_log {tmp_path / 'access.log'} image_catalogue" in server
+        if "return 444;" in server:  # the default server answers nothing but failures
+            assert f"{log};" in server
+        else:
+            assert f"{log} if=$image_catalogue_failed;" in server
 
 
 def test_nginx_t_rejects_a_broken_site(tmp_path):

@@ -19,7 +19,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Answer 200 when a database answers reads and its schema is the one this code needs.
+    """Answer 200 when a database answers reads and its schema is not behind this code's.
 
     The body tells each database's state and lag, and each Glance mirror's.
 
