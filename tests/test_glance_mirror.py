@@ -271,6 +271,14 @@ def test_reconcile_refuses_an_empty_source(mirror_app, glance_url, new_database)
         assert db.session.scalar(sa.text("SELECT count(*) FROM images WHERE deleted")) == 2
 
 
+def test_prune_with_follow_is_refused_before_anything_runs(mirror_app):
+    result = mirror_app.test_cli_runner().invoke(
+        args=["images", "sync-glance", "nodriver://glance", "--follow", "--prune"]
+    )
+    assert result.exit_code == 2
+    assert "--prune is for one run; --follow reconciles on its own" in result.output
+
+
 def test_a_restarted_follower_resumes_from_its_watermark(mirror_app, glance_url):
     glance = GlanceDatabase(glance_url)
     populate(glance)

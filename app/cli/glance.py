@@ -50,6 +50,8 @@ def sync_glance(source_url, follow, interval, overlap, reconcile_every, prune):
     `N inserted, M updated, K unchanged`. With --follow it then keeps
     applying what changed (docs/operations.md, "Glance mirror").
     """
+    if follow and prune:
+        raise click.UsageError("--prune is for one run; --follow reconciles on its own")
     if follow:
         _follow(source_url, interval, overlap, reconcile_every)
         return
