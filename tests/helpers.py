@@ -1,6 +1,28 @@
+import threading
+
 import sqlalchemy as sa
 
 from app.db import db
+
+
+class BackgroundLoop(threading.Thread):
+    """A thread for the span of a `with` block: `run` loops while `self.running`.
+
+    Leaving the block, even by a failure, stops and joins it, so no thread
+    outlives its test.
+    """
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.running = True
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.running = False
+        self.join(timeout=60)
 
 
 def image_ids(response):

@@ -17,6 +17,7 @@ from app.db.reads import replica_order
 from app.tokens import hash_token
 from deploy.cluster import Cluster
 from deploy.stack import READY_DEADLINE_SECONDS
+from helpers import BackgroundLoop
 
 pytestmark = pytest.mark.drill
 DETAIL = "/v1.1/images/detail"
@@ -52,20 +53,12 @@ def cluster():
         yield cluster
 
 
-class Writer(threading.Thread):
+class Writer(BackgroundLoop):
     """Moves the clock image forward on the primary, back to back, until stopped."""
 
     def __init__(self, cluster):
-        super().__init__(daemon=True)
-        self.cluster, self.running, self.tick = cluster, True, 0
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.running = False
-        self.join(timeout=60)
+        super().__init__()
+        self.cluster, self.tick = cluster, 0
 
     def run(self):
         while self.running:
@@ -80,25 +73,17 @@ class Writer(threading.Thread):
                 time.sleep(0.05)
 
 
-class Client(threading.Thread):
+class Client(BackgroundLoop):
     """Pages with markers and polls changes-since through nginx until stopped.
 
     Records every answer's status, and the clock each changes-since poll showed.
     """
 
     def __init__(self, cluster):
-        super().__init__(daemon=True)
+        super().__init__()
         self.url, self.headers = cluster.nginx.url + DETAIL, {"X-Auth-Token": cluster.token}
-        self.statuses, self.clocks, self.running = [], [], True
+        self.statuses, self.clocks = [], []
         self.changed = threading.Condition()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.running = False
-        self.join(timeout=60)
 
     def run(self):
         marker = None

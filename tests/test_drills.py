@@ -27,7 +27,7 @@ from app.db import db, embedded
 from app.loading.synthetic import generate_records
 from app.tokens import issue_token
 from deploy.stack import READY_DEADLINE_SECONDS, ROOT, Gunicorn, Nginx
-from helpers import fingerprint
+from helpers import BackgroundLoop, fingerprint
 from servers import start_service, tls_files
 
 pytestmark = pytest.mark.drill
@@ -35,26 +35,17 @@ DETAIL = "/v1.1/images/detail"
 OUTAGE_SLACK_SECONDS = 5
 
 
-class SteadyClient(threading.Thread):
+class SteadyClient(BackgroundLoop):
     """Requests `url` back to back until the `with` block ends, recording every outcome.
 
     Tests wait on what the client saw (`wait_for`), never for a span of time.
     """
 
     def __init__(self, url, token, verify=True):
-        super().__init__(daemon=True)
+        super().__init__()
         self.url, self.headers, self.verify = url, {"X-Auth-Token": token}, verify
         self.outcomes = []
-        self.running = True
         self.changed = threading.Condition()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.running = False
-        self.join(timeout=60)
 
     def run(self):
         while self.running:
