@@ -31,6 +31,7 @@ from deploy.stack import (
     ProcessFailed,
     free_port,
     stop,
+    wait_until_ready,
 )
 
 PGBOUNCER_TEMPLATE = ROOT / "deploy" / "pgbouncer.ini"
@@ -67,6 +68,15 @@ def _as_server_user():
     ensure_user_exists(SYSTEM_USER)
     ensure_prefix_permissions(_binaries())
     return {"user": SYSTEM_USER}
+
+
+def _accepts(connect):
+    """True if `connect()` gives a connection (closed at once)."""
+    try:
+        connect().close()
+    except psycopg2.OperationalError:
+        return False
+    return True
 
 
 def _own(path):
@@ -139,20 +149,7 @@ class Node:
                 stderr=subprocess.STDOUT,
                 **_as_server_user(),
             )
-        self._wait_until_accepting()
-
-    def _wait_until_accepting(self):
-        deadline = time.monotonic() + READY_DEADLINE_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                raise ProcessFailed(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-            try:
-                self.connect().close()
-                return
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_until_ready(self.process, lambda: _accepts(self.connect), self.name, log_path=self.log)
 
     def kill(self):
         """SIGKILL the postmaster: the server dies at once, as on a crash."""
@@ -193,7 +190,12 @@ class Bouncer:
             stderr=subprocess.DEVNULL,
             **_as_server_user(),
         )
-        self._wait_until_accepting()
+        wait_until_ready(
+            self.process,
+            lambda: _accepts(lambda: psycopg2.connect(self.url())),
+            "pgbouncer",
+            log_path=self.folder / "pgbouncer.log",
+        )
 
     def _write_config(self):
         config = configparser.ConfigParser(delimiters=("=",), comment_prefixes=(";",))
@@ -220,20 +222,6 @@ class Bouncer:
 
     def url(self, alias=DATABASE):
         return f"postgresql://postgres@127.0.0.1:{self.port}/{alias}"
-
-    def _wait_until_accepting(self):
-        deadline = time.monotonic() + READY_DEADLINE_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                log = (self.folder / "pgbouncer.log").read_text(errors="replace")[-2000:]
-                raise ProcessFailed(f"pgbouncer exited ({self.process.returncode}): {log}")
-            try:
-                psycopg2.connect(self.url()).close()
-                return
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
     def stop(self):
         stop(self.process)

@@ -61,6 +61,17 @@ def wait_until_answering(
     raise ProcessFailed(f"{url} did not answer within {timeout:.0f} s (last: {last})")
 
 
+def wait_until_ready(process, ready, what, *, log_path=None, timeout=READY_DEADLINE_SECONDS):
+    """Poll `ready()` until it is true; fail at once if `process` exits, or at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check_alive(process, log_path)
+        if ready():
+            return
+        time.sleep(0.1)
+    raise ProcessFailed(f"{what} was not ready within {timeout:.0f} s")
+
+
 def _check_alive(process, log_path=None):
     if process.poll() is None:
         return

@@ -3,7 +3,6 @@
 import shutil
 import subprocess
 import tempfile
-import time
 from contextlib import closing
 from pathlib import Path
 
@@ -11,12 +10,11 @@ import pymysql
 import trustme
 
 from deploy.stack import (
-    READY_DEADLINE_SECONDS,
     Gunicorn,
-    ProcessFailed,
     free_port,
     listening,
     stop,
+    wait_until_ready,
 )
 
 
@@ -89,7 +87,12 @@ class MariaDB:
             ],
             stderr=subprocess.DEVNULL,
         )
-        self._wait_until_accepting()
+        wait_until_ready(
+            self.process,
+            lambda: listening(self.port) and self.socket.exists(),
+            "mariadbd",
+            log_path=self.folder / "error.log",
+        )
 
     @property
     def root_url(self):
@@ -106,18 +109,6 @@ class MariaDB:
             self.root_url.format(database=name),
             f"mysql+pymysql://{reader}:reader-secret@127.0.0.1:{self.port}/{name}",
         )
-
-    def _wait_until_accepting(self):
-        deadline = time.monotonic() + READY_DEADLINE_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                log = (self.folder / "error.log").read_text(errors="replace")[-2000:]
-                raise ProcessFailed(f"mariadbd exited ({self.process.returncode}): {log}")
-            if listening(self.port) and self.socket.exists():
-                return
-            if time.monotonic() > deadline:
-                raise ProcessFailed("mariadbd did not start accepting connections")
-            time.sleep(0.1)
 
     def stop(self):
         stop(self.process)
