@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from glance import load_schema  # noqa: E402
+from glance import follow_command, load_schema  # noqa: E402
 
 from app.db import embedded  # noqa: E402
 from app.loading.synthetic import generate_records  # noqa: E402
@@ -208,22 +208,7 @@ def _follow_changes(environment, glance_url, changed, rounds):
     """Follow, change `changed` images per round in Glance, and read each pass's own timing."""
     with tempfile.NamedTemporaryFile("w+") as log:
         follower = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "flask",
-                "--app",
-                "wsgi",
-                "images",
-                "sync-glance",
-                "--follow",
-                "--interval",
-                "1",
-                "--overlap",
-                "0",
-                "--reconcile-every",
-                "86400",
-            ],
+            follow_command(interval=1, overlap=0, reconcile_every=86400),
             cwd=ROOT,
             env=environment,
             stderr=log,

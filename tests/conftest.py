@@ -97,6 +97,15 @@ def app(make_app):
     return app
 
 
+@pytest.fixture
+def mirror_app(make_app, new_database):
+    """An app on a migrated catalogue database of its own (the Glance mirror's target)."""
+    app = make_app(SQLALCHEMY_DATABASE_URI=new_database())
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
 @pytest.fixture(autouse=True)
 def clean_tables(request):
     yield

@@ -9,6 +9,7 @@ image, and `glance-manage db purge` removing rows outright.
 
 import datetime as dt
 import json
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from app.db import with_installed_driver
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glance"
 VISIBILITIES = ("public", "private", "shared", "community")
+
+
+def follow_command(*, interval, overlap, reconcile_every):
+    """`images sync-glance --follow` as a child process (GLANCE_DATABASE_URL names the source)."""
+    return [
+        *(sys.executable, "-m", "flask", "--app", "wsgi", "images", "sync-glance", "--follow"),
+        *("--interval", str(interval), "--overlap", str(overlap)),
+        *("--reconcile-every", str(reconcile_every)),
+    ]
 
 
 def load_schema(url, dump):

@@ -5,13 +5,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
-import flask_migrate
 import pytest
-from glance import GlanceDatabase, load_schema
+from glance import GlanceDatabase, follow_command, load_schema
 from test_glance_mirror import _assert_lists_like_glance_v1, _sync, populate
 
 from app.db import db
@@ -38,14 +36,6 @@ def glance_on_mariadb(mariadb):
     return GlanceDatabase(writer_url), reader_url
 
 
-@pytest.fixture
-def mirror_app(make_app, new_database):
-    app = make_app(SQLALCHEMY_DATABASE_URI=new_database())
-    with app.app_context():
-        flask_migrate.upgrade()
-    return app
-
-
 def test_mirror_of_mariadb_lists_what_glance_v1_listed(app, mirror_app, glance_on_mariadb):
     glance, reader_url = glance_on_mariadb
     marker = populate(glance)
@@ -63,22 +53,7 @@ def test_the_follower_keeps_up_while_glance_changes_underneath(
     log = tmp_path / "follower.log"
     with log.open("w") as output:
         follower = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "flask",
-                "--app",
-                "wsgi",
-                "images",
-                "sync-glance",
-                "--follow",
-                "--interval",
-                "0.3",
-                "--overlap",
-                "5",
-                "--reconcile-every",
-                "1",
-            ],
+            follow_command(interval=0.3, overlap=5, reconcile_every=1),
             cwd=ROOT,
             env={
                 **os.environ,

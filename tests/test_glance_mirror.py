@@ -10,7 +10,6 @@ import datetime as dt
 import threading
 from contextlib import closing
 
-import flask_migrate
 import psycopg2
 import pytest
 import sqlalchemy as sa
@@ -58,14 +57,6 @@ def glance_url(new_database, request):
     url = new_database()
     load_schema(url, getattr(request, "param", "postgresql-33.0.0.sql"))
     return url
-
-
-@pytest.fixture
-def mirror_app(make_app, new_database):
-    app = make_app(SQLALCHEMY_DATABASE_URI=new_database())
-    with app.app_context():
-        flask_migrate.upgrade()
-    return app
 
 
 def populate(glance):
