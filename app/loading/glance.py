@@ -87,19 +87,8 @@ class GlanceSource:
 
     def all_records(self, batch=BATCH):
         """Yield lists of records for every image, in id order, `batch` at a time."""
-        after = ""
-        while True:
-            with self.engine.connect() as connection:
-                rows = connection.execute(
-                    sa.select(*self._image_columns)
-                    .where(self.images.c.id > after)
-                    .order_by(self.images.c.id)
-                    .limit(batch)
-                ).all()
-                if not rows:
-                    return
-                yield self._records(connection, rows)
-            after = rows[-1].id
+        for connection, rows in self._in_id_order(self._image_columns, batch):
+            yield self._records(connection, rows)
 
     def changes_since(self, since):
         """Return {image id: latest change time} for images and memberships changed after `since`.
@@ -148,19 +137,24 @@ class GlanceSource:
 
     def ids(self, batch=50_000):
         """Yield every image id, in id order."""
+        for _, rows in self._in_id_order([self.images.c.id], batch):
+            yield from (row.id for row in rows)
+
+    def _in_id_order(self, columns, batch):
+        """Yield (connection, rows of `columns`) for every image, `batch` at a time by id."""
         after = ""
         while True:
             with self.engine.connect() as connection:
-                chunk = connection.scalars(
-                    sa.select(self.images.c.id)
+                rows = connection.execute(
+                    sa.select(*columns)
                     .where(self.images.c.id > after)
                     .order_by(self.images.c.id)
                     .limit(batch)
                 ).all()
-            if not chunk:
-                return
-            yield from chunk
-            after = chunk[-1]
+                if not rows:
+                    return
+                yield connection, rows
+            after = rows[-1].id
 
     def _records(self, connection, rows):
         ids = [row.id for row in rows]
