@@ -19,7 +19,7 @@ $(INSTALLED): requirements-dev.lock
 
 # No DATABASE_URL given: the embedded PostgreSQL, asked for by name.
 run: install
-	DATABASE_URL="$${DATABASE_URL:-embedded}" $(BIN)/python -m app.localserver
+	DATABASE_URL="$${DATABASE_URL:-embedded}" $(BIN)/python -m deploy.localserver
 
 test: install
 	$(BIN)/python -m pytest -m "not drill"
@@ -33,7 +33,7 @@ drills: install
 bench: install
 	.ci/install-tools nginx wrk pgbouncer
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # A primary, two streaming replicas, PgBouncer, two gunicorn instances and
 # nginx on loopback (deploy/cluster.py), until Ctrl-C.
@@ -44,14 +44,14 @@ cluster: install
 # gunicorn settings measured against each other; where one request's time goes.
 bench-tune: install
 	.ci/install-tools nginx wrk
-	$(BIN)/python bench/tuning.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.tuning $(BENCH_ARGS)
 
 bench-profile: install
-	$(BIN)/python bench/profile_request.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.profile_request $(BENCH_ARGS)
 
 # images sync-glance at scale: a 1,000,000-image Glance database, then follow passes.
 bench-mirror: install
-	$(BIN)/python bench/glance_mirror.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.glance_mirror $(BENCH_ARGS)
 
 # Resolve requirements*.txt (production; development; benchmark) into hashed
 # locks of every transitive dependency.

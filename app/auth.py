@@ -1,11 +1,13 @@
 """Who is calling: X-Auth-Token checked against the token table, or Keystone's headers."""
 
 from flask import abort, current_app, g, request
-from werkzeug.exceptions import ServiceUnavailable
 
 from app import db as database
 from app.tokens import Caller, TokenCache, find_caller, hash_token
-from app.web.errors import RETRY_AFTER_SECONDS
+
+
+class IdentityUnavailable(Exception):
+    """Keystone could not be asked whether the token is valid (the answer is a 503)."""
 
 
 def init_app(app):
@@ -27,6 +29,7 @@ def authenticate():
 
     :raises 401: no token, or one that is unknown or expired.
     :raises 403: a valid token with none of the roles allowed to list images.
+    :raises IdentityUnavailable: Keystone could not be reached.
     """
     if current_app.config["AUTH_STRATEGY"] == "keystone":
         caller = _caller_from_keystone_headers()
@@ -44,8 +47,6 @@ def _caller_from_token_table():
     if not token:
         return None
     digest = hash_token(token)
-    # The caller's reads keep to one replica (app/db/reads.py).
-    g.affinity = digest
     cache = current_app.extensions["token_cache"]
     caller = cache.get(digest)
     if caller is None:
@@ -61,17 +62,14 @@ def _caller_from_keystone_headers():
     from app.keystone import IDENTITY_UNREACHABLE
 
     if request.environ.get(IDENTITY_UNREACHABLE):
-        raise ServiceUnavailable(
-            description="The identity service could not be reached; try again shortly.",
-            retry_after=RETRY_AFTER_SECONDS,
-        )
+        raise IdentityUnavailable
     # keystonemiddleware's auth_token (with delay_auth_decision) removes any
     # identity headers the client sent and sets these after validating.
     if request.headers.get("X-Identity-Status") != "Confirmed":
         return None
     roles = request.headers.get("X-Roles", "")
-    g.affinity = hash_token(request.headers.get("X-Auth-Token", ""))
     return Caller(
         project_id=request.headers.get("X-Project-Id") or None,
         roles=frozenset(role.strip() for role in roles.split(",") if role.strip()),
+        affinity=hash_token(request.headers.get("X-Auth-Token", "")),
     )

@@ -34,7 +34,7 @@ def startup_problem(settings):
 def exit_on_startup_problem():
     """Exit with the reason this process's environment cannot serve (status 1), or 0.
 
-    deploy/gunicorn.conf.py runs it in a child process before any worker starts.
+    app/serving/gunicorn_conf.py runs it in a child process before any worker starts.
     """
     from flask import Config as Settings
 

@@ -38,6 +38,10 @@ class Image(db.Model):
     )
 
 
+# The image fields, in the table's order: listing rows and staged loads share it.
+IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
+
+
 def sort_expressions(columns):
     """Each sort key's ORDER BY expression, with NULL as the lowest value.
 

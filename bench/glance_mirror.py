@@ -1,6 +1,6 @@
 """make bench-mirror: how fast `images sync-glance` mirrors a big Glance database, and follows it.
 
-Builds a Glance database with Glance's own schema (tests/fixtures/glance)
+Builds a Glance database with Glance's own schema (deploy/glance-schemas)
 holding the synthetic catalogue (`--count` images, with their properties and
 members), mirrors it into an empty catalogue with `images sync-glance`
 (wall time and the process's resident memory over the run), then runs the
@@ -19,23 +19,19 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, closing
-from pathlib import Path
 
 import psutil
 import psycopg2
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from app.db import embedded
+from app.loading.synthetic import generate_records
+from bench import database
+from bench.report import RESULTS
+from deploy import CHECKOUT
+from deploy.commands import catalogue_command, follow_command
+from deploy.glance_schemas import load_schema
 
-from glance import follow_command, load_schema  # noqa: E402
-
-from app.db import embedded  # noqa: E402
-from app.loading.synthetic import generate_records  # noqa: E402
-
-BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
-RESULTS = ROOT / "bench" / "results"
 UNTIL = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 COPY_TARGETS = {
     "images": "images (id, name, size, status, created_at, updated_at, deleted_at, deleted,"
@@ -50,7 +46,8 @@ PASS_LINE = re.compile(r"pass: 0 inserted, (\d+) updated, (\d+) unchanged in ([\
 
 def main():
     options = _arguments()
-    server_url = embedded.start(os.environ.get("EMBEDDED_PGDATA", BENCH_PGDATA)).get_uri()
+    pgdata = os.environ.get("EMBEDDED_PGDATA", database.BENCH_PGDATA)
+    server_url = embedded.start(pgdata).get_uri()
     glance_url = _glance_database(server_url, options.count)
     catalogue_url = _fresh_database(server_url, "mirror_bench_catalogue")
     environment = {**os.environ, "DATABASE_URL": catalogue_url, "GLANCE_DATABASE_URL": glance_url}
@@ -164,22 +161,16 @@ def _text(value):
     return str(value)
 
 
-def _flask(environment, *arguments, **options):
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        **options,
-    )
+def _flask(environment, *arguments):
+    return subprocess.run(catalogue_command(*arguments), cwd=CHECKOUT, env=environment, check=True)
 
 
 def _timed_sync(environment):
     """Wall time and resident memory (sampled each second) of one `images sync-glance`."""
     began = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "images", "sync-glance"],
-        cwd=ROOT,
+        catalogue_command("images", "sync-glance"),
+        cwd=CHECKOUT,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -209,7 +200,7 @@ def _follow_changes(environment, glance_url, changed, rounds):
     with tempfile.NamedTemporaryFile("w+") as log:
         follower = subprocess.Popen(
             follow_command(interval=1, overlap=0, reconcile_every=86400),
-            cwd=ROOT,
+            cwd=CHECKOUT,
             env=environment,
             stderr=log,
         )

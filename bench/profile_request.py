@@ -11,23 +11,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from werkzeug.datastructures import MultiDict
 
-from werkzeug.datastructures import MultiDict  # noqa: E402
-
-from app import create_app  # noqa: E402
-from app import db as database  # noqa: E402
-from app.config import Config  # noqa: E402
-from app.images import repository  # noqa: E402
-from app.images.routes import _encoder, dump_detail  # noqa: E402
-from app.images.schemas import ImageQuerySchema, ImageSchema, query_params  # noqa: E402
-from app.tokens import find_caller, hash_token  # noqa: E402
-from bench import database as bench_database  # noqa: E402
+from app import create_app
+from app import db as database
+from app.config import Config
+from app.images import repository
+from app.images.routes import _encoder, dump_detail
+from app.images.schemas import ImageQuerySchema, ImageSchema, query_params
+from app.tokens import find_caller, hash_token
+from bench import database as bench_database
 
 PROFILE_PGDATA = "/var/tmp/image-catalogue-profile/pgdata"
 
@@ -49,7 +44,7 @@ def main():
     parser.add_argument("--runs", type=int, default=2000)
     options = parser.parse_args()
     # A catalogue of its own: --count differs from make bench's, which would reload its own.
-    url = os.environ.get("DATABASE_URL") or bench_database.start_server(PROFILE_PGDATA)
+    url = bench_database.database_url(PROFILE_PGDATA)
     environment = {**os.environ, "DATABASE_URL": url}
     app = create_app(type("ProfileConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
     # The access log is written as in production, to a stream that costs nothing.

@@ -21,20 +21,19 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app import create_app  # noqa: E402
-from app.config import Config  # noqa: E402
-from bench import database, report  # noqa: E402
-from bench.serving import CpuMeter, named, rss_mb, served, tree, wrk  # noqa: E402
-from deploy.cluster import Bouncer  # noqa: E402
+from app import create_app
+from app.config import Config
+from bench import database, report
+from bench.serving import CpuMeter, named, rss_mb, served, tree, wrk
+from deploy import CHECKOUT
+from deploy.cluster import Bouncer
+from deploy.commands import catalogue_command
 
 
 def main():
     options = _arguments()
-    url = os.environ.get("DATABASE_URL") or database.start_server()
-    environment = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    url = database.database_url()
+    environment = {**os.environ, "DATABASE_URL": url}
     app = create_app(type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
     database.prepare_catalogue(app, environment, options.count)
     tokens = database.issue_tokens(environment)
@@ -141,8 +140,8 @@ def _tiers(environment, url, request, options):
 def _check_plans(environment):
     """Run `images check-plans` (its own thresholds); keep its report, return its summary."""
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "images", "check-plans", "--show", "20"],
-        cwd=ROOT,
+        catalogue_command("images", "check-plans", "--show", "20"),
+        cwd=CHECKOUT,
         env=environment,
         capture_output=True,
         text=True,

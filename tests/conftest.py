@@ -16,9 +16,8 @@ from app.config import Config
 from app.db import db, embedded
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
-from servers import start_service
-
-BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+from helpers import BASE_TIME
+from servers import start_service, tls_files
 
 
 @pytest.fixture(scope="session")
@@ -179,6 +178,17 @@ def make_token(app):
 
 
 @pytest.fixture
+def run(app):
+    """Run a command (`images ...`, `tokens ...`) in-process; return click's Result."""
+    runner = app.test_cli_runner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(args=list(args), input=input)
+
+    return invoke
+
+
+@pytest.fixture
 def list_images(client, make_token):
     """GET a listing path as a member of project-a (or with the given token)."""
 
@@ -197,3 +207,9 @@ def live_server(app, database_url):
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """(server_name, certificate, key, CA) for the production nginx site."""
+    return tls_files(tmp_path_factory.mktemp("tls"))

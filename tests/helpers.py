@@ -1,8 +1,46 @@
-import threading
+"""What several test modules share: constants, builders, and readers of answers."""
 
+import datetime as dt
+import json
+import re
+import threading
+import time
+from itertools import groupby
+from pathlib import Path
+
+import pytest
+import requests
 import sqlalchemy as sa
 
 from app.db import db
+from app.loading import synthetic, upsert
+from deploy.processes import READY_DEADLINE_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+# The reference image as Glance v1 listed it (Huawei's sample; the demo catalogue's cirros).
+CIRROS = {
+    "status": "active",
+    "deleted_at": None,
+    "name": "cirros",
+    "deleted": False,
+    "container_format": "bare",
+    "created_at": "2016-05-22T06:04:20.425843",
+    "disk_format": "qcow2",
+    "updated_at": "2016-05-22T06:04:22.719791",
+    "min_disk": 0,
+    "protected": False,
+    "id": "3c3d1d01-b48a-4639-8a88-08be3b9b5d78",
+    "min_ram": 0,
+    "checksum": "64d7c1cd2b6f60c92c14662941cb7913",
+    "owner": "23f4cb75768d4febb39542ef6fe169f3",
+    "is_public": True,
+    "virtual_size": None,
+    "properties": {},
+    "size": 13167616,
+}
+_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 class BackgroundLoop(threading.Thread):
@@ -23,6 +61,37 @@ class BackgroundLoop(threading.Thread):
     def __exit__(self, *exc_info):
         self.running = False
         self.join(timeout=60)
+
+
+def load_synthetic(app, count, *, seed, projects):
+    """Load `images generate`'s catalogue of `count` images (as of 2026-11-01) into `app`'s."""
+    records = synthetic.generate_records(
+        count, seed=seed, projects=projects, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    )
+    with app.app_context():
+        upsert.load(db.session, records, source="generate")
+
+
+def import_line(**fields):
+    """One line of an `images import` file: CIRROS with `fields` changed or added."""
+    return json.dumps({**CIRROS, **fields})
+
+
+def metric_total(text, metric, **labels):
+    """The sum of `metric`'s samples in Prometheus `text` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        sample = _SAMPLE.match(line)
+        if sample is None or sample[1] != metric:
+            continue
+        if labels.items() <= dict(_LABEL.findall(sample[2] or "")).items():
+            total += float(sample[3])
+    return total
+
+
+def scraped_total(metrics_url, metric, **labels):
+    """metric_total of what `metrics_url` (a live /metrics) answers now."""
+    return metric_total(requests.get(metrics_url, timeout=30).text, metric, **labels)
 
 
 def image_ids(response):
@@ -46,3 +115,53 @@ def fingerprint(app):
             )
             for table in ("images", "image_properties", "image_members")
         )
+
+
+class SteadyClient(BackgroundLoop):
+    """Requests `url` back to back until the `with` block ends, recording every outcome.
+
+    Tests wait on what the client saw (`wait_for`), never for a span of time.
+    """
+
+    def __init__(self, url, token, verify=True):
+        super().__init__()
+        self.url, self.headers, self.verify = url, {"X-Auth-Token": token}, verify
+        self.outcomes = []
+        self.changed = threading.Condition()
+
+    def run(self):
+        while self.running:
+            started = time.monotonic()
+            try:
+                response = requests.get(
+                    self.url, headers=self.headers, timeout=30, verify=self.verify
+                )
+                outcome = (
+                    response.status_code,
+                    response.headers.get("Retry-After"),
+                    response.headers.get("Content-Type"),
+                )
+            except requests.RequestException as error:
+                outcome = (type(error).__name__, None, None)
+            with self.changed:
+                self.outcomes.append((outcome, time.monotonic() - started))
+                self.changed.notify_all()
+
+    def statuses(self):
+        return [outcome[0] for outcome, _ in self.outcomes]
+
+    def wait_for(self, description, predicate, timeout=READY_DEADLINE_SECONDS):
+        """Wait until `predicate(statuses so far)` holds; fail naming `description`."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: predicate(self.statuses()), timeout):
+                runs = [(status, len(list(group))) for status, group in groupby(self.statuses())]
+                pytest.fail(f"the client never saw {description}; it saw {runs}")
+
+    def wait_for_more(self, count, status=200):
+        """Wait until `count` more answers with `status` than there are now."""
+        wanted = self.statuses().count(status) + count
+        self.wait_for(f"{wanted} answers {status}", lambda seen: seen.count(status) >= wanted)
+
+
+def ends_with(status, count):
+    return lambda seen: len(seen) >= count and set(seen[-count:]) == {status}

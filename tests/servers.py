@@ -9,13 +9,8 @@ from pathlib import Path
 import pymysql
 import trustme
 
-from deploy.stack import (
-    Gunicorn,
-    free_port,
-    listening,
-    stop,
-    wait_until_ready,
-)
+from deploy.gunicorn_process import Gunicorn
+from deploy.processes import free_port, listening, stop, wait_until_ready
 
 
 def start_service(database_url, port=0, **environment):

@@ -7,7 +7,7 @@ import pytest
 import requests
 from glanceclient.v1 import client as glance_v1
 
-from conftest import BASE_TIME
+from helpers import BASE_TIME
 
 # openstacksdk's own code trips its future-removal warnings (InfluxDB support,
 # a service_type argument it passes itself); nothing this project calls.

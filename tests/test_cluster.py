@@ -16,8 +16,8 @@ import requests
 from app.db.reads import replica_order
 from app.tokens import hash_token
 from deploy.cluster import Cluster
-from deploy.stack import READY_DEADLINE_SECONDS
-from helpers import BackgroundLoop
+from deploy.processes import READY_DEADLINE_SECONDS
+from helpers import BackgroundLoop, scraped_total
 
 pytestmark = pytest.mark.drill
 DETAIL = "/v1.1/images/detail"
@@ -129,16 +129,14 @@ class Client(BackgroundLoop):
 
 def _reads(cluster, target, reason=None):
     """A counter summed over both instances: reads served by `target`, or its fallbacks."""
-    metric = (
-        "image_catalogue_db_read_fallbacks_total" if reason else "image_catalogue_db_reads_total"
+    if reason:
+        metric, labels = "image_catalogue_db_read_fallbacks_total", {"reason": reason}
+    else:
+        metric, labels = "image_catalogue_db_reads_total", {}
+    return sum(
+        scraped_total(f"{instance.url}/metrics", metric, target=target, **labels)
+        for instance in cluster.instances
     )
-    labels = [f'target="{target}"'] + ([f'reason="{reason}"'] if reason else [])
-    total = 0.0
-    for instance in cluster.instances:
-        for line in requests.get(f"{instance.url}/metrics", timeout=30).text.splitlines():
-            if line.startswith(metric + "{") and all(label in line for label in labels):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def _wait_until(condition, what):

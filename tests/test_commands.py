@@ -1,56 +1,19 @@
 import json
-import re
 
 import pytest
 import sqlalchemy as sa
 
-from app.db import db, read
-from app.models import ApiToken, Image, ImageMember, ImageProperty
-from app.tokens import find_caller, hash_token
-from helpers import image_ids
+from app.db import db
+from app.models import Image, ImageMember, ImageProperty
+from helpers import CIRROS, image_ids, import_line
 
-CIRROS_ID = "3c3d1d01-b48a-4639-8a88-08be3b9b5d78"
+CIRROS_ID = CIRROS["id"]
 
 
 def _line(**overrides):
-    record = {
-        "id": CIRROS_ID,
-        "name": "cirros",
-        "size": 13167616,
-        "virtual_size": None,
-        "status": "active",
-        "disk_format": "qcow2",
-        "container_format": "bare",
-        "checksum": "64d7c1cd2b6f60c92c14662941cb7913",
-        "created_at": "2016-05-22T06:04:20.425843",
-        "updated_at": "2016-05-22T06:04:22.719791",
-        "deleted_at": None,
-        "deleted": False,
-        "is_public": True,
-        "protected": False,
-        "min_ram": 0,
-        "min_disk": 0,
-        "owner": "23f4cb75768d4febb39542ef6fe169f3",
-        "properties": {"os_distro": "cirros"},
-        "members": ["project-b"],
-    }
-    return json.dumps({**record, **overrides})
-
-
-@pytest.fixture
-def run(app):
-    runner = app.test_cli_runner()
-
-    def invoke(*args, input=None):
-        return runner.invoke(args=list(args), input=input)
-
-    return invoke
-
-
-def _caller(token):
-    """The Caller a token stands for, looked up as a request does (inside an app context)."""
-    found = read(lambda reader: find_caller(reader, hash_token(token)))
-    return found and found[0]
+    return import_line(
+        **{"properties": {"os_distro": "cirros"}, "members": ["project-b"], **overrides}
+    )
 
 
 def _count(app, model):
@@ -148,19 +111,6 @@ def test_generate_is_deterministic_and_upserts(app, run):
     assert again == first
 
 
-def test_tokens_issue_prints_only_a_working_token(app, run):
-    result = run("tokens", "issue", "--project", "p1", "--role", "admin", "--role", "member")
-    assert result.exit_code == 0
-    token = result.output.strip()
-    # Hex, so it never starts with "-" and cannot pass for an option on a command line.
-    assert result.output == token + "\n" and re.fullmatch("[0-9a-f]{64}", token)
-    with app.app_context():
-        caller = _caller(token)
-        stored = db.session.scalars(sa.text("SELECT token_hash FROM api_tokens")).all()
-    assert caller.project_id == "p1" and caller.roles == {"admin", "member"}
-    assert token not in stored
-
-
 @pytest.mark.parametrize(
     "command",
     [
@@ -242,72 +192,6 @@ def test_check_plans_exit_status_follows_max_ms(run):
     failed = run("images", "check-plans", "--max-ms", "0")
     assert failed.exit_code == 1
     assert "FAIL" in failed.output and "limit 0.0 ms" in failed.output
-
-
-def test_tokens_issue_without_project_and_with_ttl_0_never_expires(app, run, list_images):
-    result = run("tokens", "issue", "--ttl", "0")
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        row = db.session.execute(sa.text("SELECT project_id, expires_at FROM api_tokens")).one()
-    assert tuple(row) == (None, None)
-    public_id = "11111111-1111-4111-8111-111111111111"
-    lines = [_line(is_public=False, owner="p1", members=["p2"]), _line(id=public_id, owner="p1")]
-    run("images", "import", "-", input="\n".join(lines) + "\n")
-    assert image_ids(list_images(token=result.output.strip())) == [public_id]
-
-
-def test_tokens_list_shows_ids_never_tokens_and_revoke_takes_an_id(app, run, make_token):
-    kept = make_token(project="p1", roles=("admin", "member"))
-    revoked = make_token(project="p2")
-    with app.app_context():
-        db.session.execute(sa.text("UPDATE api_tokens SET expires_at = NULL"))
-        db.session.commit()
-    listing = run("tokens", "list")
-    assert listing.exit_code == 0, listing.output
-    assert kept not in listing.output and revoked not in listing.output
-    lines = listing.output.splitlines()
-    assert lines[0].split() == ["ID", "PROJECT", "ROLES", "CREATED", "EXPIRES"]
-    by_project = {line.split()[1]: line.split() for line in lines[1:]}
-    assert by_project["p1"][2] == "admin,member" and by_project["p1"][-1] == "never"
-    assert run("tokens", "revoke", "--id", by_project["p2"][0]).output.strip() == "1"
-    with app.app_context():
-        assert _caller(revoked) is None
-        assert _caller(kept).project_id == "p1"
-    assert run("tokens", "revoke", "--id", "abc").output.strip() == "0"  # too short to name one
-
-
-def test_revoke_by_an_id_two_tokens_share_revokes_neither(app, run):
-    shared = "0123456789ab"
-    with app.app_context():
-        for rest in ("c" * 52, "d" * 52):
-            db.session.add(ApiToken(token_hash=shared + rest, project_id="p1", roles=["member"]))
-        db.session.commit()
-    result = run("tokens", "revoke", "--id", shared)
-    assert result.exit_code == 1
-    assert f"id {shared} matches 2 tokens: give more characters of it" in result.output
-    assert run("tokens", "revoke", "--id", shared + "c").output.strip() == "1"
-    with app.app_context():
-        assert db.session.scalars(sa.text("SELECT token_hash FROM api_tokens")).all() == [
-            shared + "d" * 52
-        ]
-
-
-def test_tokens_purge_deletes_only_expired_tokens(app, run, make_token):
-    live, forever, expired = make_token(), make_token(ttl=0), make_token()
-    with app.app_context():
-        db.session.execute(
-            sa.text(
-                "UPDATE api_tokens SET expires_at = now() - interval '1 minute'"
-                " WHERE token_hash = :h"
-            ),
-            {"h": hash_token(expired)},
-        )
-        db.session.commit()
-    assert "(expired)" in run("tokens", "list").output
-    assert run("tokens", "purge").output.strip() == "1"
-    with app.app_context():
-        assert db.session.scalar(sa.text("SELECT count(*) FROM api_tokens")) == 2
-        assert _caller(live) and _caller(forever)
 
 
 def test_loading_the_same_images_again_writes_nothing(app, run):

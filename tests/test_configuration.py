@@ -7,7 +7,9 @@ import sys
 import pytest
 
 from app.config import ConfigurationError
-from deploy.stack import ROOT, ProcessFailed
+from deploy.commands import catalogue_command
+from deploy.processes import ProcessFailed
+from helpers import ROOT
 from servers import start_service
 
 
@@ -37,7 +39,7 @@ def test_gunicorn_exits_at_once_with_the_reason_when_database_url_is_unset():
 def test_commands_exit_with_the_reason_in_one_line_when_database_url_is_wrong():
     environment = {**os.environ, "DATABASE_URL": "mysql://user:secret@db/catalogue"}
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "tokens", "list"],
+        catalogue_command("tokens", "list"),
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -62,7 +64,7 @@ def test_an_empty_setting_counts_as_unset():
     environment = {**os.environ, "HOST": "", "PORT": "", "KEYSTONE_AUTHTOKEN_AUTH_URL": ""}
     script = (
         "import runpy; from app.config import Config; "
-        "print(runpy.run_path('deploy/gunicorn.conf.py')['bind'], Config.KEYSTONE_AUTHTOKEN)"
+        "print(runpy.run_path('app/serving/gunicorn_conf.py')['bind'], Config.KEYSTONE_AUTHTOKEN)"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],

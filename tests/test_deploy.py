@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from deploy.nginx import Site
-from deploy.stack import ROOT, nginx_command, nginx_prefix
+from app.serving.nginx_site import Site
+from deploy.nginx_process import nginx_command, nginx_prefix
+from helpers import ROOT
 from servers import tls_files
 
 pytestmark = pytest.mark.drill  # needs nginx and systemd-analyze (make drills installs them)
@@ -70,7 +71,7 @@ def test_the_render_command_prints_the_production_site():
         [
             sys.executable,
             "-m",
-            "deploy.nginx",
+            "app.serving.nginx_site",
             "--server-name",
             "images.example.com",
             "--certificate",

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 
 from app.db import embedded
-from deploy.stack import ROOT
+from helpers import ROOT
 
 OWNER = """
 import sys, time

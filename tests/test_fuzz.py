@@ -2,6 +2,9 @@
 
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -133,3 +136,29 @@ def test_hostile_query_strings(app, client, make_image, make_token):
 @pytest.mark.drill
 def test_hostile_query_strings_long(app, client, make_image, make_token):
     _run(app, client, make_image, make_token, examples=int(os.environ.get("FUZZ_EXAMPLES", 5000)))
+
+
+@pytest.mark.drill
+def test_schemathesis_finds_no_server_error(live_server, make_token, tmp_path):
+    token = make_token(roles=("admin",))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{live_server}/openapi.json",
+            "--header",
+            f"X-Auth-Token: {token}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            os.environ.get("SCHEMATHESIS_EXAMPLES", "200"),
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # its cache folder (.schemathesis) stays out of the work tree
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    print(result.stdout[-1500:])

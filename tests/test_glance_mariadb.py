@@ -9,12 +9,15 @@ import time
 import uuid
 
 import pytest
-from glance import GlanceDatabase, follow_command, load_schema
 from test_glance_mirror import _assert_lists_like_glance_v1, _sync, populate
 
 from app.db import db
 from app.tokens import issue_token
-from deploy.stack import READY_DEADLINE_SECONDS, ROOT, stop
+from deploy.commands import follow_command
+from deploy.glance_schemas import load_schema
+from deploy.processes import READY_DEADLINE_SECONDS, stop
+from glance_database import GlanceDatabase
+from helpers import ROOT
 from servers import MariaDB
 
 pytestmark = pytest.mark.drill

@@ -1,6 +1,6 @@
 """images sync-glance against Glance's real schema: the mirror lists what Glance v1 listed.
 
-The oracle: `GlanceDatabase` (tests/glance.py) keeps, beside every write, the
+The oracle: `GlanceDatabase` (tests/glance_database.py) keeps, beside every write, the
 image as Glance v1 presented it; those records are imported into a reference
 catalogue, and for each caller and every filter of the contract the mirrored
 catalogue must answer exactly what the reference answers.
@@ -13,14 +13,15 @@ from contextlib import closing
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from glance import GlanceDatabase, load_schema
 
 from app.db import db, read
-from app.images import repository
+from app.freshness import catalogue_freshness
 from app.images.schemas import SORT_DIRS, SORT_KEYS
 from app.loading import mirror
-from app.loading.glance import GlanceSource
+from app.loading.glance_source import GlanceSource
 from app.tokens import issue_token
+from deploy.glance_schemas import load_schema
+from glance_database import GlanceDatabase
 
 POSTGRESQL_SCHEMAS = ["postgresql-33.0.0.sql", "postgresql-queens.sql", "postgresql-mitaka.sql"]
 CALLERS = {
@@ -275,7 +276,7 @@ def test_a_restarted_follower_resumes_from_its_watermark(mirror_app, glance_url)
     populate(glance)
     assert _pass(mirror_app, glance_url).full
     with mirror_app.app_context():
-        (state,) = read(repository.catalogue_freshness).mirrors
+        (state,) = read(catalogue_freshness).mirrors
         db.engine.dispose()  # as if the process ended
     # The newest change that still exists (the last image was created, then purged).
     assert (
@@ -319,7 +320,7 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
         log.wait_for("pass failed, retrying")
         with mirror_app.app_context():
             assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == 0
-            (state,) = read(repository.catalogue_freshness).mirrors
+            (state,) = read(catalogue_freshness).mirrors
             assert state["last_error"] and state["last_success_at"] is None
         # The source appears whole: made under another name, then renamed
         # (a database without Glance's tables would end the follower).
@@ -340,7 +341,7 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
     with mirror_app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == len(glance.v1)
         # The failures and the success are one source's state: the error is cleared.
-        (state,) = read(repository.catalogue_freshness).mirrors
+        (state,) = read(catalogue_freshness).mirrors
         assert state["last_success_at"] and state["last_error"] is None
 
 

@@ -5,7 +5,6 @@ length of the body served before the hot path was optimised. A change of
 behaviour shows up here as a different digest for the shapes it touches.
 """
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.db import db
-from app.loading import synthetic, upsert
 from app.tokens import issue_token
+from helpers import load_synthetic
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "listing-bytes.json"
 CALLERS = {"member": ("project-0001", "member"), "admin": ("project-0002", "admin")}
@@ -40,11 +39,8 @@ REQUESTS = [
 
 @pytest.fixture
 def generated(app):
+    load_synthetic(app, 400, seed=11, projects=5)
     with app.app_context():
-        records = synthetic.generate_records(
-            400, seed=11, projects=5, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-        )
-        upsert.load(db.session, records, source="generate")
         return {
             caller: issue_token(db.session, project_id=project, roles=[role], ttl_seconds=0)
             for caller, (project, role) in CALLERS.items()

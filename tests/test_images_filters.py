@@ -2,8 +2,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import BASE_TIME
-from helpers import error_message, image_ids
+from helpers import BASE_TIME, error_message, image_ids
 
 
 def test_name_filter_is_exact_and_case_sensitive(list_images, make_image):

@@ -6,7 +6,7 @@ import pytest
 from keystonemiddleware.fixture import AuthTokenFixture
 
 from app.config import ConfigurationError
-from deploy.stack import free_port
+from deploy.processes import free_port
 from helpers import error_message, image_ids
 
 SETTINGS = {

@@ -1,4 +1,4 @@
-"""make run (app/localserver.py): demo catalogue, token, gunicorn, and a curl line that works."""
+"""make run (deploy/localserver.py): demo catalogue, token, gunicorn, and a curl line that works."""
 
 import os
 import queue
@@ -13,7 +13,8 @@ import psutil
 import pytest
 import requests
 
-from deploy.stack import READY_DEADLINE_SECONDS, ROOT, free_port, stop
+from deploy.processes import READY_DEADLINE_SECONDS, free_port, stop
+from helpers import ROOT
 
 CURL = re.compile(r"curl -s -H 'X-Auth-Token: (\S+)' '(\S+)'")
 
@@ -45,7 +46,7 @@ def _curl_line(lines):
 
 def test_make_run_loads_the_demo_catalogue_and_its_curl_line_answers(empty_database):
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "app.localserver"],
+        [sys.executable, "-m", "deploy.localserver"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": empty_database, "PORT": str(free_port())},
         stdout=subprocess.PIPE,
@@ -72,7 +73,7 @@ def test_make_run_loads_the_demo_catalogue_and_its_curl_line_answers(empty_datab
 def test_make_run_refuses_a_port_that_already_answers(live_server):
     port = live_server.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "app.localserver"],
+        [sys.executable, "-m", "deploy.localserver"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": "postgresql://unused@127.0.0.1:9/none", "PORT": port},
         capture_output=True,

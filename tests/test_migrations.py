@@ -1,6 +1,5 @@
 import os
 import subprocess
-import sys
 import time
 from contextlib import closing
 
@@ -14,8 +13,9 @@ from sqlalchemy.schema import CreateIndex
 from app.db import db
 from app.db.migrating import MIGRATION_LOCK_KEY
 from app.models import Image
-from deploy.stack import READY_DEADLINE_SECONDS, ROOT
-from helpers import error_message, image_ids
+from deploy.commands import catalogue_command
+from deploy.processes import READY_DEADLINE_SECONDS
+from helpers import ROOT, error_message, image_ids
 
 
 def test_models_and_migrations_do_not_drift(app):
@@ -64,7 +64,7 @@ BEFORE_NEWEST = "5d1c2e7a9b30"
 
 def _flask(database_url, *arguments, **environment):
     return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
+        catalogue_command(*arguments),
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url, **environment},
         stdout=subprocess.PIPE,
@@ -134,7 +134,7 @@ def test_two_hosts_upgrading_at_once_take_turns(app, database_url, one_migration
 def _flask_logging_to(log, database_url, *arguments):
     with log.open("w") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
+            catalogue_command(*arguments),
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": database_url},
             stdout=output,

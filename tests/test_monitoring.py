@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from deploy.stack import ROOT
+from helpers import ROOT
 
 ALERTS = ROOT / "deploy" / "monitoring" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"

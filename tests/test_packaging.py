@@ -4,7 +4,7 @@ import re
 
 from setuptools.config.setupcfg import read_configuration
 
-from deploy.stack import ROOT
+from helpers import ROOT
 
 
 def test_setuptools_keeps_the_metadata_in_setup_cfg():

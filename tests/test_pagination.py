@@ -3,8 +3,7 @@ import uuid
 
 import pytest
 
-from conftest import BASE_TIME
-from helpers import error_message, image_ids
+from helpers import BASE_TIME, error_message, image_ids
 
 
 def _walk(list_images, query, limit):

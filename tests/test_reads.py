@@ -4,18 +4,14 @@ import psycopg2
 import pytest
 
 from app.db.reads import replica_order
-from deploy.stack import free_port
-from helpers import image_ids
+from deploy.processes import free_port
+from helpers import image_ids, metric_total
 
 DETAIL = "/v1.1/images/detail"
 
 
 def _sample(client, metric, **labels):
-    wanted = [f'{key}="{value}"' for key, value in labels.items()]
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
-        if line.startswith(metric + "{") and all(label in line for label in wanted):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return metric_total(client.get("/metrics").get_data(as_text=True), metric, **labels)
 
 
 def test_a_pooled_connection_found_dead_is_replaced_and_the_read_retried(

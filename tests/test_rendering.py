@@ -3,28 +3,10 @@ import re
 
 import pytest
 
-from helpers import image_ids
+from helpers import CIRROS, image_ids
 
-SAMPLE = {
-    "status": "active",
-    "deleted_at": None,
-    "name": "cirros",
-    "deleted": False,
-    "container_format": "bare",
-    "created_at": "2016-05-22T06:04:20.425843",
-    "disk_format": "qcow2",
-    "updated_at": "2016-05-22T06:04:22.719791",
-    "min_disk": 0,
-    "protected": False,
-    "id": "3c3d1d01-b48a-4639-8a88-08be3b9b5d78",
-    "min_ram": 0,
-    "checksum": "64d7c1cd2b6f60c92c14662941cb7913",
-    "owner": "23f4cb75768d4febb39542ef6fe169f3",
-    "is_public": True,
-    "virtual_size": None,
-    "properties": {},
-    "size": 13167616,
-}
+# The reference rendering (Huawei's sample response).
+SAMPLE = CIRROS
 
 
 def _insert_sample(make_image):

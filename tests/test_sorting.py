@@ -4,8 +4,7 @@ import random
 import pytest
 
 from app.images.schemas import SORT_KEYS
-from conftest import BASE_TIME
-from helpers import error_message, image_ids
+from helpers import BASE_TIME, error_message, image_ids
 
 LOWEST = {
     "name": "",

@@ -6,8 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.db import db
-from conftest import BASE_TIME
-from helpers import error_message, image_ids
+from helpers import BASE_TIME, error_message, image_ids
 
 PROJECTS = ["p0", "p1", "p2"]
 

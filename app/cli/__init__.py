@@ -1,8 +1,8 @@
 """The command line: `flask --app wsgi images|tokens ...` (and Flask-Migrate's `db`)."""
 
-from app.cli import glance  # noqa: F401  (adds images sync-glance)
-from app.cli.images import images_cli
-from app.cli.tokens import tokens_cli
+# Each module adds its commands to the groups.
+from app.cli import check_plans, images, sync_glance, tokens  # noqa: F401
+from app.cli.group import images_cli, tokens_cli
 
 
 def init_app(app):

@@ -1,8 +1,13 @@
-"""The commands' group: a database that cannot be reached is one line, not a traceback."""
+"""The command groups (`images`, `tokens`), and the options several commands share.
+
+A database that cannot be reached is one line, not a traceback.
+"""
 
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
+
+from app.db import error_summary
 
 
 class CatalogueGroup(AppGroup):
@@ -10,7 +15,21 @@ class CatalogueGroup(AppGroup):
         try:
             return super().invoke(ctx)
         except sa.exc.OperationalError as error:
-            reason = str(error.orig).strip().splitlines()[0]
             raise click.ClickException(
-                f"the catalogue's database could not be reached ({reason}); nothing was changed"
+                f"the catalogue's database could not be reached ({error_summary(error)}); "
+                "nothing was changed"
             ) from None
+
+
+images_cli = CatalogueGroup("images", help="Load images into the catalogue.")
+tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
+
+
+def defaulted_option(name, kind, default, help):
+    """An option of type `kind` whose --help shows its default."""
+    return click.option(name, type=kind, default=default, show_default=True, help=help)
+
+
+def seconds_option(name, default, help, minimum=0.0):
+    """A `--name SECONDS` option: a number of seconds of at least `minimum`."""
+    return defaulted_option(name, click.FloatRange(min=minimum), default, help)

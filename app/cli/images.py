@@ -1,4 +1,4 @@
-"""`flask --app wsgi images ...`: load the catalogue and check its query plans."""
+"""`flask --app wsgi images import|generate`: load the catalogue."""
 
 import contextlib
 import os
@@ -6,13 +6,11 @@ import sys
 
 import click
 
-from app.cli.group import CatalogueGroup
+from app.cli.group import defaulted_option, images_cli
 from app.db import db
-from app.images import plans
 from app.images.timestamps import parse_iso8601
 from app.loading import jsonl, synthetic, upsert
 
-images_cli = CatalogueGroup("images", help="Load images into the catalogue.")
 DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
 
 
@@ -32,19 +30,18 @@ def import_images(path):
 
 @images_cli.command("generate")
 @click.option("--count", type=click.IntRange(min=0), required=True, help="How many images.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same catalogue.")
-@click.option(
+@defaulted_option("--seed", int, 0, "Same seed, same catalogue.")
+@defaulted_option(
     "--projects",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="How many owner projects (project-0000, project-0001, ...).",
+    click.IntRange(min=1),
+    100,
+    "How many owner projects (project-0000, project-0001, ...).",
 )
-@click.option(
+@defaulted_option(
     "--until",
-    default=DEFAULT_UNTIL,
-    show_default=True,
-    help="Newest timestamp (ISO 8601); images span the two years before it.",
+    str,
+    DEFAULT_UNTIL,
+    "Newest timestamp (ISO 8601); images span the two years before it.",
 )
 def generate_images(count, seed, projects, until):
     """Load a deterministic synthetic catalogue (upserted by id)."""
@@ -56,48 +53,6 @@ def generate_images(count, seed, projects, until):
     with click.progressbar(records, length=count, label="Generating", file=sys.stderr) as bar:
         summary = _load_or_exit(bar, source="generate")
     click.echo(summary)
-
-
-@images_cli.command("check-plans")
-@click.option(
-    "--client-ms",
-    type=float,
-    default=plans.CLIENT_MS,
-    show_default=True,
-    help="Limit for what clients send: the default order, or a filter sorted by its own key.",
-)
-@click.option(
-    "--other-ms", type=float, default=plans.OTHER_MS, show_default=True, help="Limit for the rest."
-)
-@click.option("--max-ms", type=float, help="One limit for every shape (overrides both).")
-@click.option(
-    "--show", type=int, default=10, show_default=True, help="How many of the slowest to list."
-)
-def check_plans(client_ms, other_ms, max_ms, show):
-    """EXPLAIN ANALYZE every listing query shape; exit 1 if any plan would not scale.
-
-    A plan fails if it scans the whole images table, sorts half of it or more
-    (judged from 10,000 images on), or runs longer than its limit. Run it on a
-    large catalogue.
-    """
-    if max_ms is not None:
-        client_ms = other_ms = max_ms
-    reports = plans.check_plans(db.session, client_ms=client_ms, other_ms=other_ms)
-    timings = sorted(report.execution_ms for report in reports)
-    click.echo(f"Slowest of {len(reports)} query shapes (execution ms):")
-    for report in sorted(reports, key=lambda report: -report.execution_ms)[:show]:
-        kind = "client" if report.client_facing else "other"
-        click.echo(f"  {report.execution_ms:8.2f}  {kind:6}  {report.description}")
-    failed = [report for report in reports if report.problems]
-    for report in failed:
-        click.echo(f"FAIL {report.description}: {'; '.join(report.problems)}")
-    client = [report.execution_ms for report in reports if report.client_facing]
-    click.echo(
-        f"{len(reports)} plans, {len(failed)} failed; execution ms median "
-        f"{timings[len(timings) // 2]:.2f}, max {timings[-1]:.2f}; the {len(client)} "
-        f"client-facing shapes max {max(client):.2f} (limits {client_ms} / {other_ms} ms)"
-    )
-    sys.exit(1 if failed else 0)
 
 
 # click draws progress bars only on a terminal; elsewhere it prints the label once.

@@ -2,7 +2,7 @@
 
 import click
 
-from app.cli.group import CatalogueGroup
+from app.cli.group import defaulted_option, tokens_cli
 from app.db import db
 from app.tokens import (
     AmbiguousTokenId,
@@ -11,8 +11,6 @@ from app.tokens import (
     purge_expired_tokens,
     revoke_tokens,
 )
-
-tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
 
 
 @tokens_cli.command("issue")
@@ -25,12 +23,8 @@ tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
     show_default=True,
     help="A role (repeatable); 'admin' grants admin visibility.",
 )
-@click.option(
-    "--ttl",
-    type=click.IntRange(min=0),
-    default=86400,
-    show_default=True,
-    help="Lifetime in seconds; 0 means the token never expires.",
+@defaulted_option(
+    "--ttl", click.IntRange(min=0), 86400, "Lifetime in seconds; 0 means the token never expires."
 )
 def issue(project, roles, ttl):
     """Issue a token and print it (only the token, on stdout)."""

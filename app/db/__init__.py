@@ -5,6 +5,7 @@ of `make run` and the tests (app/db/embedded.py); unset, the app refuses to
 start rather than serve an empty catalogue from a database nobody asked for.
 """
 
+import contextlib
 from pathlib import Path
 
 import flask_sqlalchemy
@@ -21,10 +22,12 @@ from app.db.reads import DatabaseUnavailable, ReadRouter
 __all__ = [
     "DatabaseUnavailable",
     "db",
+    "error_summary",
     "migrate",
     "read",
     "schema_problem",
     "status",
+    "transaction",
     "with_installed_driver",
 ]
 
@@ -70,6 +73,28 @@ def init_app(app):
         script.revision for script in scripts.walk_revisions()
     )
     app.extensions["reads"] = ReadRouter(app.config)
+
+
+@contextlib.contextmanager
+def transaction(session):
+    """Commit what the block wrote, or roll it all back if the block fails.
+
+    The one rule for writes: a function that writes the catalogue (a load,
+    a mirror batch, a token change) runs its work in `with transaction(session):`
+    and so owns its transaction; the helpers it calls (staging, upsert) run in
+    it and never commit.
+    """
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
+def error_summary(error):
+    """The first line of a database error's message (the driver's, when it has one)."""
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 
 def read(work, affinity=""):

@@ -1,4 +1,4 @@
-"""The SQL behind the image listing: visibility, filters, keyset paging; and the freshness reads.
+"""The SQL behind the image listing: visibility, filters, keyset paging.
 
 Each distinct query shape (which filters, which sort, which kind of caller) is
 built with SQLAlchemy Core and compiled to SQL text once, with a placeholder
@@ -14,18 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from app.db.reads import compiled
-from app.models import (
-    CatalogueLoad,
-    GlanceMirror,
-    Image,
-    ImageMember,
-    ImageProperty,
-    sort_expressions,
-)
+from app.models import IMAGE_COLUMNS, Image, ImageMember, ImageProperty, sort_expressions
 
-images = Image.__table__
-members = ImageMember.__table__
-properties = ImageProperty.__table__
+images_table = Image.__table__
+members_table = ImageMember.__table__
+properties_table = ImageProperty.__table__
 
 MATCH_FILTERS = ("name", "status", "container_format", "disk_format")
 # Filters served by an index of their own (their sort key's): each sort key
@@ -42,12 +35,10 @@ OWN_FILTERS = {
 # Fetching and sorting this many matches costs about as much as the worst
 # walks along another key's index it replaces (bench/README.md).
 MATCHES_FIRST_MAX = 100_000
-MATCHES = "matches"  # the subquery of a filter's matches, when they come first
 EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
 FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, "size_min", "size_max", "changes_since")
-SORTED = sort_expressions(images.c)
+SORTED = sort_expressions(images_table.c)
 EMPTY_OBJECT = sa.literal_column("'{}'::json")
-IMAGE_COLUMNS = tuple(column.name for column in images.columns)
 # The columns of a listing row, in order (the brief listing stops before properties).
 LISTING_COLUMNS = (*IMAGE_COLUMNS, "properties")
 
@@ -67,8 +58,20 @@ class Shape(NamedTuple):
     marker: bool
     with_properties: bool
     # Fetch the matches of a filter through its own index, then sort them
-    # (instead of walking the sort key's index): see _matches_first.
+    # (instead of walking the sort key's index): see _counted_filter.
     matches_first: bool = False
+
+
+class ListingPlan(NamedTuple):
+    """The (SQL, parameters) statements of one listing, and the shape of its page.
+
+    `marker_check` is None without a marker; `page` and `shape` are None when
+    no image can be listed (`limit=0`, or a filter nothing can match).
+    """
+
+    marker_check: tuple | None
+    page: tuple | None
+    shape: Shape | None
 
 
 def list_images(reader, caller, query, *, with_properties=True):
@@ -77,42 +80,39 @@ def list_images(reader, caller, query, *, with_properties=True):
     :raises InvalidMarker: the marker is unknown, invisible, or deleted (unless
         the caller is an admin or asks for changes-since).
     """
-    marker_check, listing = listing_statements(
-        reader, caller, query, with_properties=with_properties
-    )
+    plan = listing_plan(reader, caller, query, with_properties=with_properties)
     # The marker is checked first, as Glance did: a bad one is a 400 even
     # when the page would be empty anyway.
-    if marker_check is not None and reader.first(*marker_check) is None:
-        raise InvalidMarker(query["marker"])
-    return [] if listing is None else reader.rows(*listing)
+    if plan.marker_check is not None and reader.first(*plan.marker_check) is None:
+        raise InvalidMarker(query.page.marker)
+    return [] if plan.page is None else reader.rows(*plan.page)
 
 
-def listing_statements(reader, caller, query, *, with_properties=True):
-    """The (SQL, parameters) pairs `list_images` runs: the marker check and the page.
-
-    Either is None when it is not needed.
-    """
-    visibility = _visibility(caller, query["is_public"])
+def listing_plan(reader, caller, query, *, with_properties=True):
+    """The statements `list_images` runs for `query`, and the shape of its page."""
+    filters = query.filters
+    visibility = _visibility(caller, query.is_public)
     parameters = _parameters(caller, query)
     marker_check = None
-    if "marker" in query:
-        deleted_allowed = caller.is_admin or "changes_since" in query
+    if query.page.marker is not None:
+        deleted_allowed = caller.is_admin or filters.changes_since is not None
         marker_check = _marker_sql(visibility, deleted_allowed).with_values(parameters)
-    if query["limit"] == 0 or query["matches_nothing"]:
-        return marker_check, None
+    if query.page.limit == 0 or filters.matches_nothing:
+        return ListingPlan(marker_check, None, None)
+    present = filters.present()
     shape = Shape(
-        sort_key=query["sort_key"],
-        descending=query["sort_dir"] == "desc",
+        sort_key=query.sort.key,
+        descending=query.sort.descending,
         visibility=visibility,
-        filters=tuple(name for name in FILTERS if name in query),
-        property_filters=len(query["properties"]),
-        marker="marker" in query,
+        filters=tuple(name for name in FILTERS if name in present),
+        property_filters=len(filters.properties),
+        marker=query.page.marker is not None,
         with_properties=with_properties,
     )
     counted = _counted_filter(shape)
     if counted is not None:
         shape = shape._replace(matches_first=_few_matches(reader, counted, parameters))
-    return marker_check, _listing_sql(shape).with_values(parameters)
+    return ListingPlan(marker_check, _listing_sql(shape).with_values(parameters), shape)
 
 
 def _counted_filter(shape):
@@ -148,7 +148,7 @@ def _few_matches(reader, names, parameters):
 @functools.lru_cache(maxsize=16)
 def _estimate_sql(names):
     conditions = [condition for name in names for condition in _conditions_of(name)]
-    return compiled(sa.select(images.c.id).where(*conditions))
+    return compiled(sa.select(images_table.c.id).where(*conditions))
 
 
 def _visibility(caller, is_public):
@@ -162,17 +162,14 @@ def _visibility(caller, is_public):
 
 
 def _parameters(caller, query):
-    parameters = {name: query[name] for name in FILTERS if name in query}
-    for name in MATCH_FILTERS:
-        if name in parameters:
-            parameters[name] = tuple(parameters[name])
-    for number, (key, value) in enumerate(query["properties"].items()):
+    parameters = query.filters.present()
+    for number, (key, value) in enumerate(query.filters.properties):
         parameters[f"property_key_{number}"] = key
         parameters[f"property_value_{number}"] = value
-    marker = query.get("marker")
+    marker = query.page.marker
     parameters.update(
         project=caller.project_id,
-        limit=query["limit"],
+        limit=query.page.limit,
         marker=None if marker is None else str(marker),
     )
     return parameters
@@ -184,20 +181,22 @@ def _listing_sql(shape):
 
 
 def _listing_statement(shape):
-    candidates = sa.select(images).where(
+    candidates = sa.select(images_table).where(
         _visible_condition(shape.visibility), *_filter_conditions(shape)
     )
     if shape.matches_first:
         # OFFSET 0 keeps the matches a subquery of their own: fetched whole
         # through the filter's index (the marker is applied to them, so it
         # cannot steer that choice), then sorted.
-        candidates = sa.select(candidates.offset(0).subquery(MATCHES))
+        candidates = sa.select(candidates.offset(0).subquery("matches"))
     order = _sort_order(candidates.selected_columns, shape.sort_key)
     if shape.marker:
         # Compared inside PostgreSQL: values such as '-infinity' have no Python twin.
-        marker_order = _sort_order(images.c, shape.sort_key)
+        marker_order = _sort_order(images_table.c, shape.sort_key)
         after = (
-            sa.select(*marker_order).where(images.c.id == sa.bindparam("marker")).scalar_subquery()
+            sa.select(*marker_order)
+            .where(images_table.c.id == sa.bindparam("marker"))
+            .scalar_subquery()
         )
         position = sa.tuple_(*order)
         candidates = candidates.where(position < after if shape.descending else position > after)
@@ -212,10 +211,10 @@ def _listing_statement(shape):
 
 @functools.lru_cache(maxsize=16)
 def _marker_sql(visibility, deleted_allowed):
-    conditions = [images.c.id == sa.bindparam("marker"), _visible_condition(visibility)]
+    conditions = [images_table.c.id == sa.bindparam("marker"), _visible_condition(visibility)]
     if not deleted_allowed:
-        conditions.append(images.c.deleted.is_(False))
-    return compiled(sa.select(images.c.id).where(*conditions))
+        conditions.append(images_table.c.deleted.is_(False))
+    return compiled(sa.select(images_table.c.id).where(*conditions))
 
 
 def _sort_order(columns, sort_key):
@@ -235,10 +234,11 @@ def _properties_of(page):
         # In name order: the same bytes whatever plan PostgreSQL picks.
         sa.select(
             sa.func.json_object_agg(
-                properties.c.name, aggregate_order_by(properties.c.value, properties.c.name)
+                properties_table.c.name,
+                aggregate_order_by(properties_table.c.value, properties_table.c.name),
             )
         )
-        .where(properties.c.image_id == page.c.id)
+        .where(properties_table.c.image_id == page.c.id)
         .scalar_subquery(),
         EMPTY_OBJECT,
     )
@@ -250,20 +250,20 @@ def _visible_condition(visibility):
     if visibility == "everything":
         return sa.true()
     if visibility == "non-public":
-        return images.c.is_public.is_(False)
+        return images_table.c.is_public.is_(False)
     if visibility == "public":
-        return images.c.is_public
-    project = sa.bindparam("project", type_=images.c.owner.type)
+        return images_table.c.is_public
+    project = sa.bindparam("project", type_=images_table.c.owner.type)
     # A correlated EXISTS probes the members' primary key only for the rows
     # the cheaper tests did not settle.
     shared_with_project = sa.exists().where(
-        members.c.image_id == images.c.id, members.c.member == project
+        members_table.c.image_id == images_table.c.id, members_table.c.member == project
     )
     return sa.or_(
-        images.c.is_public,
-        images.c.owner == project,
+        images_table.c.is_public,
+        images_table.c.owner == project,
         # Deleting an image ends its memberships, as Glance's soft delete did.
-        sa.and_(images.c.deleted.is_(False), shared_with_project),
+        sa.and_(images_table.c.deleted.is_(False), shared_with_project),
     )
 
 
@@ -272,7 +272,7 @@ def _filter_conditions(shape):
     if "changes_since" not in shape.filters:
         # With changes-since, deleted and killed images stay in: that is how
         # clients learn of them.
-        conditions += [images.c.deleted.is_(False), images.c.status != "killed"]
+        conditions += [images_table.c.deleted.is_(False), images_table.c.status != "killed"]
     if shape.property_filters:
         conditions.append(_has_properties(shape.property_filters))
     return conditions
@@ -287,11 +287,11 @@ def _conditions_of(name):
     """
     if name in MATCH_FILTERS:
         conditions = [SORTED[name].in_(sa.bindparam(name, expanding=True))]
-        if images.c[name].nullable:
-            conditions.append(images.c[name].is_not(None))
+        if images_table.c[name].nullable:
+            conditions.append(images_table.c[name].is_not(None))
         return conditions
     if name in EQUALITY_FILTERS:
-        return [images.c[name] == sa.bindparam(name)]
+        return [images_table.c[name] == sa.bindparam(name)]
     if name == "size_min":
         return [SORTED["size"] >= sa.bindparam("size_min")]
     if name == "size_max":
@@ -309,13 +309,13 @@ def _has_properties(count):
     `count` matching rows means every pair matched), found by name and
     md5(value) in ix_image_properties_name_value, then compared whole.
     """
-    pair = sa.tuple_(properties.c.name, properties.c.value)
+    pair = sa.tuple_(properties_table.c.name, properties_table.c.value)
     keys = [
-        sa.bindparam(f"property_key_{number}", type_=properties.c.name.type)
+        sa.bindparam(f"property_key_{number}", type_=properties_table.c.name.type)
         for number in range(count)
     ]
     values = [
-        sa.bindparam(f"property_value_{number}", type_=properties.c.value.type)
+        sa.bindparam(f"property_value_{number}", type_=properties_table.c.value.type)
         for number in range(count)
     ]
     pairs = [sa.tuple_(key, value) for key, value in zip(keys, values, strict=True)]
@@ -323,45 +323,19 @@ def _has_properties(count):
         # Without md5 the planner cannot pick the pairs' index, whose
         # semi-join it prefers even for a pair thousands of images have,
         # where probing the primary key along the sort order is 40x faster.
-        matching = sa.exists().where(properties.c.image_id == images.c.id, pair == pairs[0])
+        matching = sa.exists().where(
+            properties_table.c.image_id == images_table.c.id, pair == pairs[0]
+        )
     else:
-        digest = sa.tuple_(properties.c.name, sa.func.md5(properties.c.value))
+        digest = sa.tuple_(properties_table.c.name, sa.func.md5(properties_table.c.value))
         digests = [
             sa.tuple_(key, sa.func.md5(value)) for key, value in zip(keys, values, strict=True)
         ]
-        matching = images.c.id.in_(
-            sa.select(properties.c.image_id)
+        matching = images_table.c.id.in_(
+            sa.select(properties_table.c.image_id)
             .where(digest.in_(digests), pair.in_(pairs))
-            .group_by(properties.c.image_id)
+            .group_by(properties_table.c.image_id)
             .having(sa.func.count() == count)
         )
     # A deleted image's properties count as deleted with it.
-    return sa.and_(images.c.deleted.is_(False), matching)
-
-
-class Freshness(NamedTuple):
-    newest_update: object
-    last_loads: dict
-    mirrors: list
-
-
-MIRROR_COLUMNS = tuple(column.name for column in GlanceMirror.__table__.columns)
-
-
-def catalogue_freshness(reader):
-    """The newest change of any image, each source's latest load, each Glance mirror's state."""
-    (newest,) = reader.first(*_NEWEST_UPDATE.with_values({}))
-    loads = reader.rows(*_LOADS.with_values({}))
-    mirrors = [
-        dict(zip(MIRROR_COLUMNS, row, strict=True))
-        for row in reader.rows(*_MIRRORS.with_values({}))
-    ]
-    return Freshness(newest, dict(loads), mirrors)
-
-
-_NEWEST_UPDATE = compiled(
-    # Served by the end of the updated_at sort index.
-    sa.select(sa.func.max(SORTED["updated_at"])).where(images.c.updated_at.is_not(None))
-)
-_LOADS = compiled(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at))
-_MIRRORS = compiled(sa.select(*GlanceMirror.__table__.columns).order_by(GlanceMirror.source))
+    return sa.and_(images_table.c.deleted.is_(False), matching)

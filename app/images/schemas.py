@@ -15,22 +15,18 @@ from marshmallow import (
 )
 from werkzeug.exceptions import BadRequest
 
+from app.images.query import (
+    BIGINT_MAX,
+    SORT_DIRS,
+    SORT_KEYS,
+    Filters,
+    ListingQuery,
+    Page,
+    Sort,
+)
 from app.images.timestamps import format_timestamp, parse_iso8601
 
-SORT_KEYS = (
-    "name",
-    "status",
-    "container_format",
-    "disk_format",
-    "size",
-    "id",
-    "created_at",
-    "updated_at",
-)
-SORT_DIRS = ("asc", "desc")
 PROPERTY_PREFIX = "property-"
-BIGINT_MAX = 2**63 - 1
-INT_MAX = 2**31 - 1
 # Parameters that are not filters; Glance named the others "filter <name>".
 PAGING_PARAMS = {"limit", "marker", "sort_key", "sort_dir"}
 ECHO_LIMIT = 100
@@ -44,10 +40,10 @@ class MatchValues(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if value.startswith("in:"):
-            return _split_quoted(value[3:])
+            return tuple(_split_quoted(value[3:]))
         if value.startswith("eq:"):
-            return [value[3:]]
-        return [value]
+            return (value[3:],)
+        return (value,)
 
 
 def _split_quoted(text):
@@ -148,17 +144,17 @@ class ImageQuerySchema(Schema):
             raise ValidationError(f"at most {cap} property-<key> filters are accepted")
 
     @post_load
-    def bound_values(self, query, **kwargs):
-        """Clamp `limit`; note filters no stored value can match, keeping them off the SQL."""
+    def make_query(self, values, **kwargs):
+        """The ListingQuery: `limit` clamped, `size_max` cut to what a size can be."""
         config = current_app.config
-        query["limit"] = min(
-            query.get("limit", config["PAGE_LIMIT_DEFAULT"]), config["PAGE_LIMIT_MAX"]
-        )
-        if query.get("size_max", 0) > BIGINT_MAX:
-            query["size_max"] = BIGINT_MAX  # every stored size is below it
-        beyond = {"size_min": BIGINT_MAX, "min_ram": INT_MAX, "min_disk": INT_MAX}
-        query["matches_nothing"] = any(query.get(name, 0) > top for name, top in beyond.items())
-        return query
+        limit = values.pop("limit", config["PAGE_LIMIT_DEFAULT"])
+        page = Page(limit=min(limit, config["PAGE_LIMIT_MAX"]), marker=values.pop("marker", None))
+        sort = Sort(key=values.pop("sort_key"), descending=values.pop("sort_dir") == "desc")
+        is_public = values.pop("is_public")
+        if values.get("size_max", 0) > BIGINT_MAX:
+            values["size_max"] = BIGINT_MAX  # every stored size is below it
+        values["properties"] = tuple(values["properties"].items())
+        return ListingQuery(page=page, filters=Filters(**values), sort=sort, is_public=is_public)
 
     def handle_error(self, error, data, **kwargs):
         raise BadRequest(

@@ -8,7 +8,7 @@ import json
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.images.schemas import BIGINT_MAX, INT_MAX
+from app.images.query import BIGINT_MAX, INT_MAX
 from app.images.timestamps import parse_iso8601
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")

@@ -18,6 +18,7 @@ A pass that fails (source or catalogue unreachable) writes nothing more and
 is retried with backoff; the follower never exits for that.
 """
 
+import contextlib
 import datetime as dt
 import tempfile
 import time
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from app.loading.glance import GlanceSource, source_name
+from app.db import error_summary, transaction
+from app.loading.glance_source import GlanceSource, glance_time, source_name
 from app.loading.upsert import (
     LoadSummary,
     Staging,
@@ -71,12 +73,12 @@ def sync_all(session, source, *, on_batch=lambda count: None):
     for records in source.all_records():
         summary += _upsert_batch(session, records)
         on_batch(len(records))
-    analyze(session)
-    session.commit()
+    with transaction(session):
+        analyze(session)
     _save_state(
         session,
         source.name,
-        watermark=_utc(newest_change),
+        watermark=glance_time(newest_change),
         last_success_at=started_at,
         last_pass_seconds=time.monotonic() - begun,
         last_error=None,
@@ -97,7 +99,7 @@ def follow_pass(session, source, *, overlap):
     summary = LoadSummary()
     for records in source.records_for(changes):
         summary += _upsert_batch(session, records)
-    newest = max([state.watermark, *(_utc(moment) for moment in changes.values())])
+    newest = max([state.watermark, *(glance_time(moment) for moment in changes.values())])
     seconds = time.monotonic() - begun
     _save_state(
         session,
@@ -115,7 +117,7 @@ def reconcile(session, source):
 
     :raises MirrorRefused: the source has no image at all while the catalogue has some.
     """
-    with tempfile.TemporaryFile("w+") as ids:
+    with tempfile.TemporaryFile("w+") as ids, transaction(session):
         # Read the whole list before writing anything: a source failing
         # half-way leaves the catalogue as it was.
         for image_id in source.ids():
@@ -127,17 +129,15 @@ def reconcile(session, source):
             "CREATE TEMP TABLE glance_ids (id uuid PRIMARY KEY) ON COMMIT DROP"
         )
         cursor.copy_expert("COPY glance_ids FROM STDIN", ids)
-    cursor.execute("SELECT count(*) FROM glance_ids")
-    if cursor.fetchone()[0] == 0 and session.scalar(sa.text("SELECT count(*) FROM images")):
-        session.rollback()
-        raise MirrorRefused(
-            f"{source.name} has no images at all; not marking the whole catalogue deleted"
-        )
-    cursor.execute(_REMOVE_PURGED)
-    removed = cursor.rowcount
-    cursor.execute(_MARK_PURGED)
-    (marked,) = cursor.fetchone()
-    session.commit()
+        cursor.execute("SELECT count(*) FROM glance_ids")
+        if cursor.fetchone()[0] == 0 and session.scalar(sa.text("SELECT count(*) FROM images")):
+            raise MirrorRefused(
+                f"{source.name} has no images at all; not marking the whole catalogue deleted"
+            )
+        cursor.execute(_REMOVE_PURGED)
+        removed = cursor.rowcount
+        cursor.execute(_MARK_PURGED)
+        (marked,) = cursor.fetchone()
     _save_state(session, source.name, last_reconcile_at=_now())
     return marked, removed
 
@@ -166,8 +166,8 @@ def follow(session, source_url, *, interval, overlap, reconcile_every, stop, log
             log.error(str(refusal))
             wait = interval
         except sa.exc.SQLAlchemyError as error:
-            record_error(session, source_name(source_url), _first_line(error))
-            log.warning(f"pass failed, retrying in {backoff:.0f} s: {_first_line(error)}")
+            record_error(session, source_name(source_url), error_summary(error))
+            log.warning(f"pass failed, retrying in {backoff:.0f} s: {error_summary(error)}")
             wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX)
         stop.wait(wait)
 
@@ -178,41 +178,29 @@ def _reconcile_due(session, name, every):
     return last is None or (_now() - last).total_seconds() >= every
 
 
-def _first_line(error):
-    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-
-
 def record_error(session, source_name, error):
     """Note a failed pass in glance_mirrors (for /readyz); best effort."""
-    try:
-        session.rollback()
+    session.rollback()  # whatever the failed pass left open
+    with contextlib.suppress(sa.exc.SQLAlchemyError):
         _save_state(session, source_name, last_error=str(error)[:2000], last_error_at=_now())
-    except sa.exc.SQLAlchemyError:
-        session.rollback()
 
 
 def _upsert_batch(session, records):
-    with Staging() as staging:
+    with Staging() as staging, transaction(session):
         for position, record in enumerate(records):
             staging.add(position, record)
         copy_into_temporary_tables(session, staging)
-    summary = upsert(session, source=SOURCE)
-    session.commit()
-    return summary
+        return upsert(session, source=SOURCE)
 
 
 def _save_state(session, source_name, **fields):
     statement = insert(GlanceMirror).values(source=source_name, **fields)
-    session.execute(statement.on_conflict_do_update(index_elements=["source"], set_=fields))
-    session.commit()
+    with transaction(session):
+        session.execute(statement.on_conflict_do_update(index_elements=["source"], set_=fields))
 
 
 def _now():
     return dt.datetime.now(dt.UTC)
-
-
-def _utc(moment):
-    return None if moment is None else moment.replace(tzinfo=dt.UTC)
 
 
 _REMOVE_PURGED = """

@@ -4,9 +4,12 @@ Every writer (JSON Lines import, synthetic catalogue, Glance mirror) hands
 records shaped like the listing's 18 fields plus `properties` and `members`
 to a Staging, then calls `upsert`. Staging keeps rows in temporary files in
 COPY text format (bounded memory); `upsert` copies them into temporary tables
-and, inside the caller's transaction, writes only what differs: an image whose
-fields, properties and members are all unchanged is not touched, so a second
-identical load writes nothing. The caller commits, once per load or per batch.
+and writes only what differs: an image whose fields, properties and members
+are all unchanged is not touched, so a second identical load writes nothing.
+
+Transactions follow app.db.transaction's rule: `load` is a unit of work (one
+transaction, committed at its end); `copy_into_temporary_tables`, `upsert`
+and `analyze` run inside their caller's transaction.
 """
 
 import contextlib
@@ -15,9 +18,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.models import Image
+from app.db import transaction
+from app.models import IMAGE_COLUMNS, Image
 
-IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
 COPY_BUFFER = 1 << 20
 
 
@@ -111,22 +114,20 @@ class RepeatedIds(Exception):
 
 
 def load(session, numbered_records, *, source, on_staged=lambda count: None):
-    """Upsert (position, record) pairs in one transaction, committed at the end.
+    """Upsert (position, record) pairs in one transaction.
 
     :raises RepeatedIds: two records share an id; nothing was written.
     """
-    with Staging() as staging:
+    with Staging() as staging, transaction(session):
         for position, record in numbered_records:
             staging.add(position, record)
         on_staged(staging.count)
         copy_into_temporary_tables(session, staging)
-    repeats = _repeated_ids(session)
-    if repeats:
-        session.rollback()
-        raise RepeatedIds(repeats)
-    summary = upsert(session, source=source)
-    analyze(session)
-    session.commit()
+        repeats = _repeated_ids(session)
+        if repeats:
+            raise RepeatedIds(repeats)
+        summary = upsert(session, source=source)
+        analyze(session)
     return summary
 
 
@@ -140,10 +141,7 @@ def _repeated_ids(session):
 
 
 def upsert(session, *, source):
-    """Write the staged images that differ from the stored ones; record the load.
-
-    Runs in the session's transaction and does not commit.
-    """
+    """Write the staged images that differ from the stored ones; record the load."""
     cursor = cursor_of(session)
     cursor.execute(_FIND_CHANGES)
     cursor.execute("SELECT count(*) FILTER (WHERE inserted), count(*) FROM staged_changes")

@@ -5,15 +5,18 @@ from flask import current_app, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from app.auth import IdentityUnavailable
 from app.db import DatabaseUnavailable, db
 from app.web.observability import DB_ERRORS, log_fields
 
+# What a 503 asks clients to wait before they try again.
 RETRY_AFTER_SECONDS = 1
 
 
 def init_app(app):
     app.register_error_handler(HTTPException, error_response)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
+    app.register_error_handler(IdentityUnavailable, _identity_unavailable)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -43,11 +46,17 @@ def _database_unavailable(error):
     cause = getattr(error, "orig", error)
     current_app.logger.warning("database unavailable: %s", cause, extra=log_fields())
     _rollback()
-    response = error_response(
-        ServiceUnavailable(description="The database is unavailable; try again shortly.")
+    return _unavailable("The database is unavailable; try again shortly.")
+
+
+def _identity_unavailable(error):
+    return _unavailable("The identity service could not be reached; try again shortly.")
+
+
+def _unavailable(description):
+    return error_response(
+        ServiceUnavailable(description=description, retry_after=RETRY_AFTER_SECONDS)
     )
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
 
 
 def _unexpected_error(error):

@@ -6,7 +6,7 @@ from flask import Blueprint
 from werkzeug.exceptions import ServiceUnavailable
 
 from app import db as database
-from app.images import repository
+from app.freshness import catalogue_freshness
 
 bp = Blueprint("health", __name__)
 
@@ -29,7 +29,7 @@ def readyz():
     problem = database.read(database.schema_problem)
     if problem:
         raise ServiceUnavailable(description=f"Not ready: {problem}.")
-    mirrors = database.read(repository.catalogue_freshness).mirrors
+    mirrors = database.read(catalogue_freshness).mirrors
     return {
         "status": "ready",
         "databases": database.status(),

@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus metrics for scrapers (the shipped nginx site allows only its list).
 
-Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) so
+Under gunicorn, set PROMETHEUS_MULTIPROC_DIR (app/serving/gunicorn_conf.py does) so
 that the request metrics add up every worker's samples; without it, one
 process's own. The catalogue's freshness is read from the database at each scrape.
 """
@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from app import db as database
-from app.images import repository
+from app.freshness import catalogue_freshness
 from app.web.observability import log_fields
 
 bp = Blueprint("metrics", __name__)
@@ -47,7 +47,7 @@ class CatalogueCollector:
 
     def collect(self):
         try:
-            freshness = database.read(repository.catalogue_freshness)
+            freshness = database.read(catalogue_freshness)
         except database.DatabaseUnavailable as error:
             # The scrape still answers; the missing series and /readyz tell why.
             current_app.logger.warning("no catalogue metrics: %s", error, extra=log_fields())

@@ -1,21 +1,29 @@
-"""Render the nginx site (deploy/nginx/image-catalogue.conf.in) for production or for loopback.
+"""Render the nginx site (app/serving/templates/nginx-*.conf.in) for production or loopback.
 
 Production: HTTPS on 443 with the given certificate, plain HTTP redirected to
 it, `server_name` only (any other Host gets no answer), /metrics for an
 allow-list. Loopback (tests, bench): the same site over plain HTTP on one
 address. Both share every proxying rule and limit.
 
-    python -m deploy.nginx --server-name images.example.com \\
+    python -m app.serving.nginx_site --server-name images.example.com \\
         --certificate /etc/ssl/certs/images.pem --certificate-key /etc/ssl/private/images.key \\
         --upstream 127.0.0.1:8080 --upstream 127.0.0.1:8081 --metrics-allow 10.0.0.0/8 \\
         > /etc/nginx/sites-available/image-catalogue
 """
 
 import argparse
+import importlib.resources
 from dataclasses import dataclass, field
-from pathlib import Path
 
-TEMPLATE = Path(__file__).resolve().parent / "nginx" / "image-catalogue.conf.in"
+TEMPLATES = importlib.resources.files(__package__) / "templates"
+
+
+def fill(template, **values):
+    """The template file `template` with each @NAME@ replaced by values[NAME]."""
+    text = (TEMPLATES / template).read_text()
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    return text
 
 
 @dataclass
@@ -32,21 +40,18 @@ class Site:
 
     def render(self):
         https = self.certificate is not None
-        values = {
-            "DESCRIPTION": f"HTTPS for {self.server_name}" if https else "plain HTTP on loopback",
-            "UPSTREAM_SERVERS": "\n".join(
+        return fill(
+            "nginx-site.conf.in",
+            DESCRIPTION=f"HTTPS for {self.server_name}" if https else "plain HTTP on loopback",
+            UPSTREAM_SERVERS="\n".join(
                 f"    server {upstream} max_fails=0;" for upstream in self.upstreams
             ),
-            "EXTRA_SERVERS": self._redirect_and_default_servers() if https else "",
-            "LISTEN": self._https_listen() if https else f"    listen {self.http_address};",
-            "SERVER_NAME": self.server_name,
-            "ACCESS_LOG": self.access_log,
-            "METRICS_LOCATIONS": self._metrics_locations(),
-        }
-        text = TEMPLATE.read_text()
-        for name, value in values.items():
-            text = text.replace(f"@{name}@", value)
-        return text
+            EXTRA_SERVERS=self._redirect_and_default_servers() if https else "",
+            LISTEN=self._https_listen() if https else f"    listen {self.http_address};",
+            SERVER_NAME=self.server_name,
+            ACCESS_LOG=self.access_log,
+            METRICS_LOCATIONS=self._metrics_locations(),
+        )
 
     def _metrics_locations(self):
         allow = "".join(f"        allow {source};\n" for source in self.metrics_allow)
@@ -54,48 +59,29 @@ class Site:
         for number, upstream in enumerate(self.upstreams, start=1):
             targets[f"/metrics/{number}"] = f"http://{upstream}/metrics"
         return "\n".join(
-            f"    location = {path} {{\n{allow}"
-            f"        deny all;\n        proxy_pass {target};\n    }}"
+            fill("nginx-metrics-location.conf.in", PATH=path, ALLOW=allow, TARGET=target).rstrip()
             for path, target in targets.items()
         )
 
     def _https_listen(self):
-        return "\n".join(
-            [
-                f"    listen {self.https_address} ssl;",
-                f"    ssl_certificate {self.certificate};",
-                f"    ssl_certificate_key {self.certificate_key};",
-                "    ssl_protocols TLSv1.2 TLSv1.3;",
-                "    ssl_session_cache shared:image_catalogue_tls:10m;",
-                '    add_header Strict-Transport-Security "max-age=31536000" always;',
-            ]
-        )
+        return fill(
+            "nginx-tls-listen.conf.in",
+            HTTPS_ADDRESS=self.https_address,
+            CERTIFICATE=self.certificate,
+            CERTIFICATE_KEY=self.certificate_key,
+        ).rstrip()
 
     def _redirect_and_default_servers(self):
         port = self.https_address.rsplit(":", 1)[-1]
         authority = self.server_name if port == "443" else f"{self.server_name}:{port}"
-        return f"""
-# Plain HTTP: clients are sent to HTTPS.
-server {{
-    listen {self.http_address};
-    server_name {self.server_name};
-    server_tokens off;
-    access_log {self.access_log} image_catalogue if=$image_catalogue_failed;
-    location / {{
-        return 308 https://{authority}$request_uri;
-    }}
-}}
-
-# Any other Host gets no answer (444 closes the connection), and TLS
-# handshakes for any other name are refused.
-server {{
-    listen {self.http_address} default_server;
-    listen {self.https_address} ssl default_server;
-    ssl_reject_handshake on;
-    access_log {self.access_log} image_catalogue;
-    return 444;
-}}
-"""
+        return fill(
+            "nginx-tls-servers.conf.in",
+            HTTP_ADDRESS=self.http_address,
+            HTTPS_ADDRESS=self.https_address,
+            SERVER_NAME=self.server_name,
+            ACCESS_LOG=self.access_log,
+            AUTHORITY=authority,
+        )
 
 
 def main():

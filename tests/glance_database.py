@@ -1,59 +1,18 @@
-"""A Glance database for tests: made from the committed schema dumps, written like Glance writes.
+"""Writing a Glance database (loaded by deploy/glance_schemas.py) the way Glance writes it.
 
-The dumps in tests/fixtures/glance were made by Glance's own migrations
-(see its README). `GlanceDatabase` writes rows the way Glance's DB API
-does: soft deletes of images with their properties and members, updated_at
-moved by every image change, memberships changed without touching the
-image, and `glance-manage db purge` removing rows outright.
+`GlanceDatabase` writes rows the way Glance's DB API does: soft deletes of
+images with their properties and members, updated_at moved by every image
+change, memberships changed without touching the image, and `glance-manage
+db purge` removing rows outright.
 """
 
 import datetime as dt
 import json
-import sys
 import uuid
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from app.db import with_installed_driver
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glance"
-VISIBILITIES = ("public", "private", "shared", "community")
-
-
-def follow_command(*, interval, overlap, reconcile_every):
-    """`images sync-glance --follow` as a child process (GLANCE_DATABASE_URL names the source)."""
-    return [
-        *(sys.executable, "-m", "flask", "--app", "wsgi", "images", "sync-glance", "--follow"),
-        *("--interval", str(interval), "--overlap", str(overlap)),
-        *("--reconcile-every", str(reconcile_every)),
-    ]
-
-
-def load_schema(url, dump):
-    """Run a schema dump (postgresql-*.sql or mysql-*.sql) into the empty database at `url`."""
-    engine = sa.create_engine(with_installed_driver(url), poolclass=sa.pool.NullPool)
-    text = (FIXTURES / dump).read_text()
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.exec_driver_sql(text)
-        else:
-            cursor = connection.connection.cursor()
-            for statement in _mysql_statements(text):
-                cursor.execute(statement)
-        connection.commit()
-    engine.dispose()
-
-
-def _mysql_statements(text):
-    statement = []
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("--"):
-            continue
-        statement.append(line)
-        if line.rstrip().endswith(";"):
-            yield "\n".join(statement)
-            statement = []
 
 
 class GlanceDatabase:
@@ -171,12 +130,6 @@ class GlanceDatabase:
             connection.execute(self.members.insert(), [self._member(image_id, member, status)])
         if self._counted_members[image_id]:
             self.v1[image_id]["members"] = sorted({*self.v1[image_id]["members"], member})
-
-    def set_member_status(self, image_id, member, status):
-        with self.engine.begin() as connection:
-            connection.execute(
-                self._live_member(image_id, member).values(status=status, updated_at=self.tick())
-            )
 
     def remove_member(self, image_id, member):
         now = self.tick()

@@ -9,35 +9,26 @@ import click
 import sqlalchemy as sa
 from flask import current_app
 
-from app.cli.images import images_cli
+from app.cli.group import images_cli, seconds_option
 from app.db import db
 from app.loading import mirror
-from app.loading.glance import GlanceSchemaError, GlanceSource
+from app.loading.glance_source import GlanceSchemaError, GlanceSource
 
 
 @images_cli.command("sync-glance")
 @click.argument("source_url", envvar="GLANCE_DATABASE_URL")
 @click.option("--follow", is_flag=True, help="Keep mirroring the changes, until stopped.")
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.1),
-    default=10,
-    show_default=True,
-    help="--follow: seconds between passes.",
-)
-@click.option(
+@seconds_option("--interval", 10, "--follow: seconds between passes.", minimum=0.1)
+@seconds_option(
     "--overlap",
-    type=click.FloatRange(min=0),
-    default=300,
-    show_default=True,
-    help="--follow: seconds before the watermark read again (late commits, clock skew).",
+    300,
+    "--follow: seconds before the watermark read again (late commits, clock skew).",
 )
-@click.option(
+@seconds_option(
     "--reconcile-every",
-    type=click.FloatRange(min=1),
-    default=3600,
-    show_default=True,
-    help="--follow: seconds between checks of every id for images Glance purged.",
+    3600,
+    "--follow: seconds between checks of every id for images Glance purged.",
+    minimum=1,
 )
 @click.option("--prune", is_flag=True, help="Also handle images Glance purged (one run).")
 def sync_glance(source_url, follow, interval, overlap, reconcile_every, prune):

@@ -1,29 +1,33 @@
 """`make run`: migrate, load the demo catalogue, issue a token, serve with gunicorn.
 
-Run as `python -m app.localserver`. With DATABASE_URL unset, the embedded
-PostgreSQL starts with this process and stops when it ends (Ctrl-C or SIGTERM).
+Run as `python -m deploy.localserver`. With DATABASE_URL=embedded, the
+embedded PostgreSQL starts with this process and stops when it ends (Ctrl-C
+or SIGTERM).
 """
 
 import ctypes
-import os
+import runpy
 import signal
 import sys
+from pathlib import Path
 
 import flask_migrate
 
 from app import create_app
 from app.db import db
 from app.loading import jsonl, upsert
+from app.serving import GUNICORN_SETTINGS
 from app.tokens import issue_token
-from deploy.stack import ROOT, ProcessFailed, answers, start_gunicorn, wait_until_answering
+from deploy.gunicorn_process import start_gunicorn
+from deploy.processes import ProcessFailed, answers, wait_until_answering
 
-DEMO_CATALOGUE = ROOT / "deploy" / "demo-images.jsonl"
+DEMO_CATALOGUE = Path(__file__).resolve().parent / "demo-images.jsonl"
 DEMO_PROJECT = "demo-project"
 
 
 def main():
-    host, port = os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "8080"
-    base_url = f"http://{host}:{port}"
+    # Where gunicorn will bind: its settings say (HOST, PORT and their defaults).
+    base_url = f"http://{runpy.run_path(str(GUNICORN_SETTINGS))['bind']}"
     if answers(base_url):
         sys.exit(
             f"Something already answers on {base_url}/ (another make run?); stop it or set PORT."

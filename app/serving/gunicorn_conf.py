@@ -1,6 +1,9 @@
-"""gunicorn settings for the image catalogue (`gunicorn -c deploy/gunicorn.conf.py wsgi:app`).
+"""gunicorn settings for the image catalogue (`gunicorn -c app/serving/gunicorn_conf.py wsgi:app`).
 
 HOST, PORT and WEB_CONCURRENCY override the bind address and worker count.
+Loaded by path, never imported as part of `app`: the master process must not
+load the service's code, which a reload (HUP) would then not replace. Reading
+this file has no side effects; the hooks below act when gunicorn starts.
 """
 
 import multiprocessing
@@ -25,7 +28,7 @@ timeout = 30
 # SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
 keepalive = 5
-# Close to the nginx site's limits (deploy/nginx/): a longer request line is a 414, a
+# Close to the nginx site's limits (templates/nginx-site.conf.in): a longer request line is a 414, a
 # longer header field a 400.
 limit_request_line = 8190
 limit_request_field_size = 8190
@@ -36,12 +39,11 @@ control_socket_disable = True
 # The app writes its own JSON access log line per request (app/web/observability.py).
 accesslog = None
 
-# Prometheus multiprocess mode: each worker writes its samples under this
-# folder and /metrics adds them up. One folder per gunicorn instance, emptied
-# at start so a dead instance's counts do not linger.
-_temporary_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _temporary_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-catalogue-metrics-")
+# Prometheus multiprocess mode: each worker writes its samples under
+# PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. One folder per gunicorn
+# instance (a temporary one if unset), emptied at start so a dead instance's
+# counts do not linger.
+_TEMPORARY_METRICS_DIR = "IMAGE_CATALOGUE_TEMPORARY_METRICS_DIR"
 
 
 def on_starting(server):
@@ -56,13 +58,16 @@ def on_starting(server):
     )
     if check.returncode:
         raise SystemExit(f"image-catalogue: {check.stderr.strip().splitlines()[-1]}")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="image-catalogue-metrics-")
+        os.environ[_TEMPORARY_METRICS_DIR] = "1"
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir)
 
 
 def on_exit(server):
-    if _temporary_metrics_dir:
+    if os.environ.get(_TEMPORARY_METRICS_DIR):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 

@@ -190,9 +190,9 @@ class GlanceSource:
         return {
             **{name: getattr(row, name) for name in IMAGE_FIELDS},
             "id": image_id,
-            "created_at": _utc(row.created_at),
-            "updated_at": _utc(row.updated_at),
-            "deleted_at": _utc(row.deleted_at),
+            "created_at": glance_time(row.created_at),
+            "updated_at": glance_time(row.updated_at),
+            "deleted_at": glance_time(row.deleted_at),
             "deleted": bool(row.deleted),
             "protected": bool(row.protected),
             "min_ram": row.min_ram or 0,
@@ -211,7 +211,8 @@ def source_name(url):
     return sa.make_url(with_installed_driver(url)).render_as_string(hide_password=True)
 
 
-def _utc(moment):
+def glance_time(moment):
+    """A Glance timestamp (naive, UTC by Glance's convention) as an aware UTC datetime."""
     return None if moment is None else moment.replace(tzinfo=dt.UTC)
 
 

@@ -1,0 +1,40 @@
+"""How fresh the catalogue is: its newest change, each source's latest load, each mirror's state.
+
+Read at every /metrics scrape and /readyz probe, through the read path.
+"""
+
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from app.db.reads import compiled
+from app.models import CatalogueLoad, GlanceMirror, Image, sort_expressions
+
+MIRROR_COLUMNS = tuple(column.name for column in GlanceMirror.__table__.columns)
+
+
+class Freshness(NamedTuple):
+    newest_update: object
+    last_loads: dict
+    mirrors: list
+
+
+def catalogue_freshness(reader):
+    """The newest change of any image, each source's latest load, each Glance mirror's state."""
+    (newest,) = reader.first(*_NEWEST_UPDATE.with_values({}))
+    loads = reader.rows(*_LOADS.with_values({}))
+    mirrors = [
+        dict(zip(MIRROR_COLUMNS, row, strict=True))
+        for row in reader.rows(*_MIRRORS.with_values({}))
+    ]
+    return Freshness(newest, dict(loads), mirrors)
+
+
+_NEWEST_UPDATE = compiled(
+    # Served by the end of the updated_at sort index.
+    sa.select(sa.func.max(sort_expressions(Image.__table__.c)["updated_at"])).where(
+        Image.updated_at.is_not(None)
+    )
+)
+_LOADS = compiled(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at))
+_MIRRORS = compiled(sa.select(*GlanceMirror.__table__.columns).order_by(GlanceMirror.source))
