@@ -14,6 +14,7 @@ class ConfigurationError(RuntimeError):
 
 
 AUTH_STRATEGIES = ("token", "keystone")
+ACCESS_LOG_MODES = ("all", "failures")
 
 
 def startup_problem(settings):
@@ -21,6 +22,9 @@ def startup_problem(settings):
     problem = database_url_problem(settings["SQLALCHEMY_DATABASE_URI"])
     if problem:
         return problem
+    mode = settings["ACCESS_LOG"]
+    if mode not in ACCESS_LOG_MODES:
+        return f"ACCESS_LOG must be one of {', '.join(ACCESS_LOG_MODES)}, not {mode!r}"
     strategy = settings["AUTH_STRATEGY"]
     if strategy not in AUTH_STRATEGIES:
         return f"AUTH_STRATEGY must be one of {', '.join(AUTH_STRATEGIES)}, not {strategy!r}"
@@ -72,6 +76,11 @@ def _int(name, default):
     return int(os.environ.get(name) or default)
 
 
+def _bool(name, default):
+    raw = (os.environ.get(name) or "").strip().lower()
+    return raw in ("true", "1", "yes") if raw else default
+
+
 def _list(name, default):
     raw = os.environ.get(name) or default
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -96,9 +105,19 @@ class Config:
     DB_CONNECT_TIMEOUT = _int("DB_CONNECT_TIMEOUT", 2)
     DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", 5000)
 
+    # The Glance mirror (images sync-glance): how long it waits on the source,
+    # how many deletions a reconcile may make unasked, when a follower gives up.
+    GLANCE_CONNECT_TIMEOUT = float(os.environ.get("GLANCE_CONNECT_TIMEOUT") or 10)
+    GLANCE_READ_TIMEOUT = float(os.environ.get("GLANCE_READ_TIMEOUT") or 60)
+    MIRROR_MAX_DELETION_SHARE = float(os.environ.get("MIRROR_MAX_DELETION_SHARE") or 0.1)
+    MIRROR_DELETION_FLOOR = _int("MIRROR_DELETION_FLOOR", 10)
+    MIRROR_GIVE_UP_SECONDS = float(os.environ.get("MIRROR_GIVE_UP_SECONDS") or 900)
+
     # db upgrade: how long DDL may wait for a table lock before it gives up.
     MIGRATION_LOCK_TIMEOUT_MS = _int("MIGRATION_LOCK_TIMEOUT_MS", 3000)
 
+    # Hidden images (Glance's os_hidden) in listings without changes-since too.
+    LIST_HIDDEN_IMAGES = _bool("LIST_HIDDEN_IMAGES", False)
     PAGE_LIMIT_DEFAULT = _int("PAGE_LIMIT_DEFAULT", 25)
     PAGE_LIMIT_MAX = _int("PAGE_LIMIT_MAX", 1000)
     # More property-<key> filters in one request are a 400: each one costs planning time.
@@ -125,3 +144,7 @@ class Config:
     MAX_QUERY_STRING_BYTES = _int("MAX_QUERY_STRING_BYTES", 4096)
     MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 8192)
     LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+    # A log line for every request ("all"), or only for failures (4xx, 5xx)
+    # and requests slower than SLOW_REQUEST_MS ("failures", docs/operations.md).
+    ACCESS_LOG = os.environ.get("ACCESS_LOG") or "failures"
+    SLOW_REQUEST_MS = float(os.environ.get("SLOW_REQUEST_MS") or 1000)

@@ -30,6 +30,12 @@ def catalogue_freshness(reader):
     return Freshness(newest, dict(loads), mirrors)
 
 
+def mirror_failing(state):
+    """True when a mirror's latest pass (or reconcile) failed or was refused."""
+    failed, succeeded = state["last_error_at"], state["last_success_at"]
+    return failed is not None and (succeeded is None or failed > succeeded)
+
+
 _NEWEST_UPDATE = compiled(
     # Served by the end of the updated_at sort index.
     sa.select(sa.func.max(sort_expressions(Image.__table__.c)["updated_at"])).where(

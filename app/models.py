@@ -28,6 +28,11 @@ class Image(db.Model):
     min_ram = sa.Column(sa.Integer, nullable=False, server_default="0")
     min_disk = sa.Column(sa.Integer, nullable=False, server_default="0")
     owner = sa.Column(sa.String(255))
+    # The source that loaded it (a Glance mirror's name, a named import);
+    # NULL for an image loaded before sources were recorded.
+    source = sa.Column(sa.String(64))
+    # Glance's os_hidden: left out of default listings (docs/api.md).
+    hidden = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
 
     __table_args__ = (
         # Default listing order (created_at DESC, id DESC) and its marker
@@ -35,11 +40,16 @@ class Image(db.Model):
         sa.Index("ix_images_created_at_id", "created_at", "id"),
         # Visibility: a project's own images.
         sa.Index("ix_images_owner", "owner"),
+        # A source's own images: its reconcile, prune and forget-source.
+        sa.Index("ix_images_source", "source"),
     )
 
 
-# The image fields, in the table's order: listing rows and staged loads share it.
-IMAGE_COLUMNS = tuple(column.name for column in Image.__table__.columns)
+# What an image is to a v1 client, in the table's order (listing rows and staged
+# loads share it): every column but the catalogue's own bookkeeping.
+IMAGE_COLUMNS = tuple(
+    column.name for column in Image.__table__.columns if column.name not in ("hidden", "source")
+)
 
 
 def sort_expressions(columns):
@@ -113,11 +123,11 @@ class ApiToken(db.Model):
 
 
 class CatalogueLoad(db.Model):
-    """The latest load from each source (import, generate, glance), for /metrics."""
+    """The latest load from each source (an import's, generate, a mirror's name), for /metrics."""
 
     __tablename__ = "catalogue_loads"
 
-    source = sa.Column(sa.String(32), primary_key=True)
+    source = sa.Column(sa.String(64), primary_key=True)
     finished_at = sa.Column(UTC_TIMESTAMP, nullable=False, server_default=sa.func.clock_timestamp())
     inserted = sa.Column(sa.Integer, nullable=False)
     updated = sa.Column(sa.Integer, nullable=False)
@@ -129,7 +139,7 @@ class GlanceMirror(db.Model):
 
     __tablename__ = "glance_mirrors"
 
-    # The source URL without its password.
+    # The mirror's source name (images sync-glance --source).
     source = sa.Column(sa.String(512), primary_key=True)
     # Changes in Glance up to this time (Glance's own timestamps) are mirrored.
     watermark = sa.Column(UTC_TIMESTAMP)
@@ -138,3 +148,7 @@ class GlanceMirror(db.Model):
     last_reconcile_at = sa.Column(UTC_TIMESTAMP)
     last_error = sa.Column(sa.Text)
     last_error_at = sa.Column(UTC_TIMESTAMP)
+    # The Glance schema the last pass read: after a change, a full pass.
+    schema_signature = sa.Column(sa.Text)
+    # Deletions the last reconcile refused to apply (the mass-deletion guard).
+    refused_deletions = sa.Column(sa.Integer)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pymysql
 import trustme
 
+from deploy.glance_schemas import load_schema
 from deploy.gunicorn_process import Gunicorn
 from deploy.processes import free_port, listening, stop, wait_until_ready
 
@@ -93,13 +94,20 @@ class MariaDB:
     def root_url(self):
         return f"mysql+pymysql://root@localhost/{{database}}?unix_socket={self.socket}"
 
-    def create_database(self, name, *, reader):
-        """An empty database, and a user `reader` who may only SELECT from it; return its URL."""
+    def create_database(self, name, *, reader, schema):
+        """A database with a schema dump, and a user `reader` who may only read Glance's tables.
+
+        Returns (the root's URL, the reader's URL).
+        """
+        with closing(pymysql.connect(unix_socket=str(self.socket), user="root")) as admin:
+            admin.cursor().execute(f"CREATE DATABASE {name}")
+        load_schema(self.root_url.format(database=name), schema)
         with closing(pymysql.connect(unix_socket=str(self.socket), user="root")) as admin:
             cursor = admin.cursor()
-            cursor.execute(f"CREATE DATABASE {name}")
             cursor.execute(f"CREATE USER '{reader}'@'127.0.0.1' IDENTIFIED BY 'reader-secret'")
-            cursor.execute(f"GRANT SELECT ON {name}.* TO '{reader}'@'127.0.0.1'")
+            # The grants docs/operations.md gives the mirror's user, no more.
+            for table in ("images", "image_properties", "image_members"):
+                cursor.execute(f"GRANT SELECT ON {name}.{table} TO '{reader}'@'127.0.0.1'")
         return (
             self.root_url.format(database=name),
             f"mysql+pymysql://{reader}:reader-secret@127.0.0.1:{self.port}/{name}",

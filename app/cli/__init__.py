@@ -1,7 +1,7 @@
 """The command line: `flask --app wsgi images|tokens ...` (and Flask-Migrate's `db`)."""
 
 # Each module adds its commands to the groups.
-from app.cli import check_plans, images, sync_glance, tokens  # noqa: F401
+from app.cli import check_plans, images, sources, sync_glance, tokens  # noqa: F401
 from app.cli.group import images_cli, tokens_cli
 
 

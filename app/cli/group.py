@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from app.db import error_summary
+from app.loading.sources import name_problem
 
 
 class CatalogueGroup(AppGroup):
@@ -28,6 +29,18 @@ tokens_cli = CatalogueGroup("tokens", help="Manage API tokens.")
 def defaulted_option(name, kind, default, help):
     """An option of type `kind` whose --help shows its default."""
     return click.option(name, type=kind, default=default, show_default=True, help=help)
+
+
+def source_option(default, help):
+    """`--source NAME`: the source a command writes for (app/loading/sources.py)."""
+
+    def checked(ctx, param, value):
+        problem = name_problem(value)
+        if problem:
+            raise click.BadParameter(problem)
+        return value
+
+    return click.option("--source", default=default, show_default=True, help=help, callback=checked)
 
 
 def seconds_option(name, default, help, minimum=0.0):

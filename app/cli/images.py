@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from app.cli.group import defaulted_option, images_cli
+from app.cli.group import defaulted_option, images_cli, source_option
 from app.db import db
 from app.images.timestamps import parse_iso8601
 from app.loading import jsonl, synthetic, upsert
@@ -16,15 +16,16 @@ DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
 
 @images_cli.command("import")
 @click.argument("path", type=click.Path(allow_dash=True, dir_okay=False))
-def import_images(path):
+@source_option("import", "The source the images belong to (an image of another is refused).")
+def import_images(path, source):
     """Import images from a JSON Lines file (PATH, or - for stdin).
 
     Each line holds one image with the 18 listing fields, plus optional
-    "members" (project ids). Images are upserted by id; the whole file is
-    validated first and any invalid line aborts the import unchanged.
+    "members" (project ids) and "hidden". Images are upserted by id; the whole
+    file is validated first and any invalid line aborts the import unchanged.
     """
     with _lines_with_progress(path) as lines:
-        summary = _load_or_exit(jsonl.parse_lines(lines), source="import")
+        summary = _load_or_exit(jsonl.parse_lines(lines), source=source)
     click.echo(summary)
 
 
@@ -88,6 +89,8 @@ def _load_or_exit(records, source):
                 for image_id, positions in repeated.repeats
             ]
         )
+    except upsert.SourceConflict as conflict:
+        raise click.ClickException(str(conflict)) from None
 
 
 def _reject(errors):

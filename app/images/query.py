@@ -85,3 +85,5 @@ class ListingQuery:
     # Admins only: True (or absent) lists as a member of the caller's project
     # would, None every image, False every non-public image.
     is_public: bool | None = True
+    # Hidden images (Glance's os_hidden) in a listing without changes-since.
+    include_hidden: bool = False

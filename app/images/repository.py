@@ -38,6 +38,7 @@ MATCHES_FIRST_MAX = 100_000
 EQUALITY_FILTERS = ("protected", "min_ram", "min_disk")
 FILTERS = (*MATCH_FILTERS, *EQUALITY_FILTERS, "size_min", "size_max", "changes_since")
 SORTED = sort_expressions(images_table.c)
+IMAGE_FIELDS = [images_table.c[name] for name in IMAGE_COLUMNS]
 EMPTY_OBJECT = sa.literal_column("'{}'::json")
 # The columns of a listing row, in order (the brief listing stops before properties).
 LISTING_COLUMNS = (*IMAGE_COLUMNS, "properties")
@@ -57,6 +58,7 @@ class Shape(NamedTuple):
     property_filters: int
     marker: bool
     with_properties: bool
+    include_hidden: bool
     # Fetch the matches of a filter through its own index, then sort them
     # (instead of walking the sort key's index): see _counted_filter.
     matches_first: bool = False
@@ -108,6 +110,7 @@ def listing_plan(reader, caller, query, *, with_properties=True):
         property_filters=len(filters.properties),
         marker=query.page.marker is not None,
         with_properties=with_properties,
+        include_hidden=query.include_hidden,
     )
     counted = _counted_filter(shape)
     if counted is not None:
@@ -181,7 +184,7 @@ def _listing_sql(shape):
 
 
 def _listing_statement(shape):
-    candidates = sa.select(images_table).where(
+    candidates = sa.select(*IMAGE_FIELDS).where(
         _visible_condition(shape.visibility), *_filter_conditions(shape)
     )
     if shape.matches_first:
@@ -270,9 +273,11 @@ def _visible_condition(visibility):
 def _filter_conditions(shape):
     conditions = [condition for name in shape.filters for condition in _conditions_of(name)]
     if "changes_since" not in shape.filters:
-        # With changes-since, deleted and killed images stay in: that is how
-        # clients learn of them.
+        # With changes-since, deleted, killed and hidden images stay in: that
+        # is how clients learn of them.
         conditions += [images_table.c.deleted.is_(False), images_table.c.status != "killed"]
+        if not shape.include_hidden:
+            conditions.append(images_table.c.hidden.is_(False))
     if shape.property_filters:
         conditions.append(_has_properties(shape.property_filters))
     return conditions

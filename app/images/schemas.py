@@ -154,7 +154,13 @@ class ImageQuerySchema(Schema):
         if values.get("size_max", 0) > BIGINT_MAX:
             values["size_max"] = BIGINT_MAX  # every stored size is below it
         values["properties"] = tuple(values["properties"].items())
-        return ListingQuery(page=page, filters=Filters(**values), sort=sort, is_public=is_public)
+        return ListingQuery(
+            page=page,
+            filters=Filters(**values),
+            sort=sort,
+            is_public=is_public,
+            include_hidden=config["LIST_HIDDEN_IMAGES"],
+        )
 
     def handle_error(self, error, data, **kwargs):
         raise BadRequest(

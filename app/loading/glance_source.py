@@ -2,16 +2,23 @@
 
 Works on the schema of any release from Mitaka on, on PostgreSQL and MySQL/
 MariaDB, by reflecting the three tables it needs: columns v1 never showed
-(os_hidden, os_hash_*, ...) and unknown future columns are ignored; a missing
-one that v1 showed is an error naming it. The v1 view (Queens'
+(os_hash_*, ...) and unknown future columns are ignored; a missing one that
+v1 showed is an error naming it. The v1 view (Queens'
 `mutate_image_dict_to_v1` and v1 registry):
 
-- `is_public` is `visibility == 'public'` (before Ocata, the `is_public` column);
+- `is_public` is `visibility == 'public'` (before Ocata, the `is_public`
+  column; between Ocata's expand and migrate steps, where `visibility` is
+  still NULL, `is_public` too);
 - members count only for `shared` images (before Ocata, for non-public ones),
   whatever their status; `private` and `community` images are the owner's;
 - only non-deleted properties and members; deleted images keep their
   `deleted`, `deleted_at` and `updated_at`, so `changes-since` pollers see
-  the deletion; Glance's naive UTC timestamps are kept verbatim, as UTC.
+  the deletion; Glance's naive UTC timestamps are kept verbatim, as UTC;
+- `os_hidden` (Rocky and later) becomes `hidden`.
+
+Every wait on the source is bounded: connecting by `connect_timeout`, each
+statement by `read_timeout` (PostgreSQL: statement_timeout and TCP
+keepalives; MySQL: the driver's read and write timeouts).
 """
 
 import datetime as dt
@@ -52,19 +59,33 @@ class GlanceSchemaError(Exception):
 
 
 class GlanceSource:
-    """One Glance database, reached with a read-only session."""
+    """One Glance database, known to the catalogue as `name`, reached with read-only sessions."""
 
-    def __init__(self, url):
-        self.engine = sa.create_engine(with_installed_driver(url), poolclass=NullPool)
-        sa.event.listen(self.engine, "connect", _read_only)
+    def __init__(self, url, *, name, connect_timeout=10, read_timeout=60):
+        self.name = name
+        url = sa.make_url(with_installed_driver(url))
+        self.engine = sa.create_engine(
+            url, poolclass=NullPool, connect_args=_bounded(url, connect_timeout, read_timeout)
+        )
+        sa.event.listen(self.engine, "connect", _session_settings(read_timeout))
+        with self.engine.connect() as connection:
+            self.schema_signature = _signature(connection)
         self.images, self.properties, self.members = _reflect(self.engine)
-        self.pre_ocata = "visibility" not in self.images.c
-        visibility = self.images.c.is_public if self.pre_ocata else self.images.c.visibility
-        self._image_columns = [self.images.c[name] for name in IMAGE_FIELDS] + [visibility]
+        self._image_columns = [self.images.c[name] for name in IMAGE_FIELDS] + [
+            self.images.c[name]
+            for name in ("visibility", "is_public", "os_hidden")
+            if name in self.images.c
+        ]
 
     @property
-    def name(self):
-        return source_name(self.engine.url)
+    def location(self):
+        """The source's URL without its password, for logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def schema_changed(self):
+        """True if Glance's three tables are no longer as this source read them."""
+        with self.engine.connect() as connection:
+            return _signature(connection) != self.schema_signature
 
     def count_images(self):
         with self.engine.connect() as connection:
@@ -179,10 +200,11 @@ class GlanceSource:
         ]
 
     def _v1_record(self, row, properties, members):
-        if self.pre_ocata:
+        visibility = getattr(row, "visibility", None)
+        if visibility is None:  # before Ocata, or before its data migration ran
             public, shared = bool(row.is_public), not row.is_public
         else:
-            public, shared = row.visibility == "public", row.visibility == "shared"
+            public, shared = visibility == "public", visibility == "shared"
         try:
             image_id = uuid.UUID(row.id)
         except ValueError:
@@ -198,16 +220,14 @@ class GlanceSource:
             "min_ram": row.min_ram or 0,
             "min_disk": row.min_disk or 0,
             "is_public": public,
+            "hidden": bool(getattr(row, "os_hidden", False)),
             "properties": properties,
             "members": list(dict.fromkeys(members)) if shared else [],
         }
 
 
-def source_name(url):
-    """The source as logs and /metrics show it: its URL with its driver, without the password.
-
-    Failed and successful passes must record their state under the same name.
-    """
+def legacy_state_name(url):
+    """The name 1.1 kept a mirror's state under: its URL with its driver, without the password."""
     return sa.make_url(with_installed_driver(url)).render_as_string(hide_password=True)
 
 
@@ -216,15 +236,49 @@ def glance_time(moment):
     return None if moment is None else moment.replace(tzinfo=dt.UTC)
 
 
-def _read_only(dbapi_connection, connection_record):
-    """Belt and braces: the source is only ever read."""
-    cursor = dbapi_connection.cursor()
-    if type(dbapi_connection).__module__.startswith("pymysql"):
-        cursor.execute("SET SESSION TRANSACTION READ ONLY")
-    else:
-        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    cursor.close()
-    dbapi_connection.commit()
+def _bounded(url, connect_timeout, read_timeout):
+    """The driver's connection options that bound every wait on the source."""
+    if url.get_backend_name() == "mysql":
+        return {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "write_timeout": read_timeout,
+        }
+    return {
+        "connect_timeout": max(int(connect_timeout), 1),
+        # A peer that vanished (no FIN, no RST) is noticed, not waited on forever.
+        "keepalives": 1,
+        "keepalives_idle": max(int(read_timeout) // 3, 1),
+        "keepalives_interval": max(int(read_timeout) // 9, 1),
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(read_timeout * 1000),
+    }
+
+
+def _session_settings(read_timeout):
+    def settings(dbapi_connection, connection_record):
+        """Read-only sessions (belt and braces), with a time limit on each statement."""
+        cursor = dbapi_connection.cursor()
+        if type(dbapi_connection).__module__.startswith("pymysql"):
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        else:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            cursor.execute(f"SET statement_timeout = {int(read_timeout * 1000)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return settings
+
+
+def _signature(connection):
+    """The columns of Glance's three tables, with their types: a Glance upgrade changes it."""
+    here = "database()" if connection.dialect.name == "mysql" else "current_schema()"
+    rows = connection.exec_driver_sql(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        f" WHERE table_schema = {here}"
+        " AND table_name IN ('images', 'image_properties', 'image_members')"
+    ).all()
+    return "; ".join(sorted(f"{table}.{column} {kind}" for table, column, kind in rows))
 
 
 def _reflect(engine):

@@ -56,7 +56,7 @@ def _optional(field_class, **kwargs):
 
 
 class ImageRecordSchema(Schema):
-    """One line of an import file: the 18 listing fields plus optional `members`."""
+    """One line of an import file: the 18 listing fields plus optional `members` and `hidden`."""
 
     class Meta:
         unknown = RAISE
@@ -77,6 +77,8 @@ class ImageRecordSchema(Schema):
     deleted = fields.Bool(load_default=False)
     is_public = fields.Bool(load_default=False)
     protected = fields.Bool(load_default=False)
+    # Glance's os_hidden: left out of default listings.
+    hidden = fields.Bool(load_default=False)
     min_ram = _count(INT_MAX)
     min_disk = _count(INT_MAX)
     owner = _optional(Text, validate=validate.Length(max=255))

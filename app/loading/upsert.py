@@ -1,11 +1,18 @@
 """The one way images are written: stage records in COPY files, then upsert them by id.
 
 Every writer (JSON Lines import, synthetic catalogue, Glance mirror) hands
-records shaped like the listing's 18 fields plus `properties` and `members`
-to a Staging, then calls `upsert`. Staging keeps rows in temporary files in
-COPY text format (bounded memory); `upsert` copies them into temporary tables
-and writes only what differs: an image whose fields, properties and members
-are all unchanged is not touched, so a second identical load writes nothing.
+records shaped like the listing's 18 fields plus `properties`, `members` and
+an optional `hidden` to a Staging of its source, then calls `upsert`. Staging
+keeps rows in temporary files in COPY text format (bounded memory); `upsert`
+copies them into temporary tables and writes only what differs: an image
+whose fields, properties and members are all unchanged is not touched, so a
+second identical load writes nothing.
+
+Each image belongs to the source that loaded it (images.source). A load
+never takes over another source's image: it is refused whole, naming both
+sources (SourceConflict). An image of no source (loaded before sources were
+recorded, or released by `images forget-source`) is claimed by the next load
+that writes it.
 
 Transactions follow app.db.transaction's rule: `load` is a unit of work (one
 transaction, committed at its end); `copy_into_temporary_tables`, `upsert`
@@ -22,6 +29,9 @@ from app.db import transaction
 from app.models import IMAGE_COLUMNS, Image
 
 COPY_BUFFER = 1 << 20
+# What a load writes of an image: its fields, then the catalogue's own columns.
+WRITTEN_COLUMNS = (*IMAGE_COLUMNS, "hidden", "source")
+CONFLICTS_SHOWN = 20
 
 
 @dataclass
@@ -45,11 +55,15 @@ class LoadSummary:
 
 
 class Staging(contextlib.ExitStack):
-    """Records in COPY text format, kept on disk so memory stays flat.
+    """Records of one source in COPY text format, kept on disk so memory stays flat.
 
     `position` (a line number, or any increasing number) names a record in
     error messages, e.g. for ids that appear twice.
     """
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
 
     def __enter__(self):
         super().__enter__()
@@ -63,7 +77,8 @@ class Staging(contextlib.ExitStack):
     def add(self, position, record):
         self.count += 1
         image_id = record["id"]
-        self.images.write(_copy_row([record[name] for name in IMAGE_COLUMNS] + [position]))
+        fields = [record[name] for name in IMAGE_COLUMNS]
+        self.images.write(_copy_row([*fields, record.get("hidden", False), self.source, position]))
         for name, value in record["properties"].items():
             self.properties.write(_copy_row((image_id, name, value)))
         for member in record["members"]:
@@ -97,12 +112,28 @@ def copy_into_temporary_tables(session, staging):
         "CREATE TEMP TABLE staged_members (LIKE image_members) ON COMMIT DROP;"
     )
     for table, staged in (
-        ("staged_images", staging.images),
+        (f"staged_images ({', '.join(WRITTEN_COLUMNS)}, position)", staging.images),
         ("staged_properties", staging.properties),
         ("staged_members", staging.members),
     ):
         staged.seek(0)
         cursor.copy_expert(f"COPY {table} FROM STDIN", staged, size=COPY_BUFFER)
+
+
+class SourceConflict(Exception):
+    """Staged images belong to another source; nothing was written.
+
+    `conflicts`: (id, the other source) of the first CONFLICTS_SHOWN, `count` all of them.
+    """
+
+    def __init__(self, source, conflicts, count):
+        image_id, other = conflicts[0]
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(
+            f"image {image_id} belongs to source {other!r}, not {source!r}{more}; nothing was "
+            f"written. To hand {other!r}'s images over, run `images forget-source {other}` first"
+        )
+        self.source, self.conflicts, self.count = source, conflicts, count
 
 
 class RepeatedIds(Exception):
@@ -114,11 +145,12 @@ class RepeatedIds(Exception):
 
 
 def load(session, numbered_records, *, source, on_staged=lambda count: None):
-    """Upsert (position, record) pairs in one transaction.
+    """Upsert (position, record) pairs of `source` in one transaction.
 
     :raises RepeatedIds: two records share an id; nothing was written.
+    :raises SourceConflict: an image belongs to another source; nothing was written.
     """
-    with Staging() as staging, transaction(session):
+    with Staging(source) as staging, transaction(session):
         for position, record in numbered_records:
             staging.add(position, record)
         on_staged(staging.count)
@@ -140,16 +172,24 @@ def _repeated_ids(session):
     return cursor.fetchall()
 
 
-def upsert(session, *, source):
-    """Write the staged images that differ from the stored ones; record the load."""
+def upsert(session, *, source, apply=True):
+    """Write the staged images that differ from the stored ones; record the load.
+
+    With `apply` false, only count what it would write (a dry run).
+
+    :raises SourceConflict: a staged image belongs to another source.
+    """
     cursor = cursor_of(session)
+    _refuse_other_sources(cursor, source)
     cursor.execute(_FIND_CHANGES)
     cursor.execute("SELECT count(*) FILTER (WHERE inserted), count(*) FROM staged_changes")
     inserted, changed = cursor.fetchone()
     cursor.execute("SELECT count(*) FROM staged_images")
     (total,) = cursor.fetchone()
-    cursor.execute(_APPLY_CHANGES)
     summary = LoadSummary(inserted, changed - inserted, total - changed)
+    if not apply:
+        return summary
+    cursor.execute(_APPLY_CHANGES)
     cursor.execute(
         "INSERT INTO catalogue_loads (source, inserted, updated, unchanged)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET"
@@ -158,6 +198,18 @@ def upsert(session, *, source):
         (source, summary.inserted, summary.updated, summary.unchanged),
     )
     return summary
+
+
+def _refuse_other_sources(cursor, source):
+    cursor.execute(
+        "SELECT staged.id, stored.source, count(*) OVER ()"
+        " FROM staged_images AS staged JOIN images AS stored USING (id)"
+        " WHERE stored.source <> staged.source ORDER BY staged.position LIMIT %s",
+        (CONFLICTS_SHOWN,),
+    )
+    rows = cursor.fetchall()
+    if rows:
+        raise SourceConflict(source, [(image_id, other) for image_id, other, _ in rows], rows[0][2])
 
 
 def analyze(session):
@@ -174,8 +226,8 @@ def cursor_of(session):
     return session.connection().connection.cursor()
 
 
-_FIELDS = ", ".join(IMAGE_COLUMNS)
-_COMPARED = ", ".join(name for name in IMAGE_COLUMNS if name != "id")
+_FIELDS = ", ".join(WRITTEN_COLUMNS)
+_COMPARED = ", ".join(name for name in WRITTEN_COLUMNS if name != "id")
 
 # An image changes if it is new, if any field differs, or if its property or
 # member set differs (a symmetric difference of the staged and stored rows).
@@ -184,9 +236,9 @@ SELECT id, bool_or(inserted) AS inserted FROM (
     SELECT staged.id, stored.id IS NULL AS inserted
     FROM staged_images AS staged LEFT JOIN images AS stored USING (id)
     WHERE stored.id IS NULL
-       OR ({", ".join(f"stored.{name}" for name in IMAGE_COLUMNS if name != "id")})
+       OR ({", ".join(f"stored.{name}" for name in WRITTEN_COLUMNS if name != "id")})
           IS DISTINCT FROM
-          ({", ".join(f"staged.{name}" for name in IMAGE_COLUMNS if name != "id")})
+          ({", ".join(f"staged.{name}" for name in WRITTEN_COLUMNS if name != "id")})
     UNION ALL
     SELECT image_id, false FROM (
         (SELECT image_id, name, value FROM staged_properties
@@ -221,11 +273,11 @@ GROUP BY id
 _APPLY_CHANGES = f"""DELETE FROM image_properties WHERE image_id IN (SELECT id FROM staged_changes);
 DELETE FROM image_members WHERE image_id IN (SELECT id FROM staged_changes);
 INSERT INTO images ({_FIELDS})
-SELECT {", ".join(f"staged.{name}" for name in IMAGE_COLUMNS)}
+SELECT {", ".join(f"staged.{name}" for name in WRITTEN_COLUMNS)}
 FROM staged_images AS staged JOIN staged_changes USING (id)
 ORDER BY staged.created_at, staged.id
 ON CONFLICT (id) DO UPDATE SET ({_COMPARED}) = ROW({
-    ", ".join(f"EXCLUDED.{name}" for name in IMAGE_COLUMNS if name != "id")
+    ", ".join(f"EXCLUDED.{name}" for name in WRITTEN_COLUMNS if name != "id")
 });
 INSERT INTO image_properties
 SELECT staged.* FROM staged_properties AS staged JOIN staged_changes ON id = image_id

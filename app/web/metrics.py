@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from app import db as database
-from app.freshness import catalogue_freshness
+from app.freshness import catalogue_freshness, mirror_failing
 from app.web.observability import log_fields
 
 bp = Blueprint("metrics", __name__)
@@ -76,6 +76,8 @@ MIRROR_GAUGES = {
     "watermark_timestamp_seconds": "The newest Glance change time mirrored (Glance's clock).",
     "last_pass_seconds": "How long the last successful pass took.",
     "last_error_timestamp_seconds": "When a pass last failed.",
+    "failing": "1 when the latest pass failed or its reconcile was refused, else 0.",
+    "refused_deletions": "Deletions the last reconcile refused to apply (mass-deletion guard).",
 }
 
 
@@ -93,6 +95,8 @@ def _mirror_metrics(mirrors):
             "watermark_timestamp_seconds": _unix(state["watermark"]),
             "last_pass_seconds": state["last_pass_seconds"],
             "last_error_timestamp_seconds": _unix(state["last_error_at"]),
+            "failing": float(mirror_failing(state)),
+            "refused_deletions": state["refused_deletions"],
         }
         for name, value in values.items():
             if value is not None:

@@ -76,7 +76,7 @@ def _record(response):
     requests, latency = _series(route, method, response.status_code)
     requests.inc()
     latency.observe(elapsed)
-    if current_app.logger.isEnabledFor(logging.INFO):
+    if _logged(response.status_code, elapsed) and current_app.logger.isEnabledFor(logging.INFO):
         current_app.logger.info(
             "request",
             extra=log_fields(
@@ -89,6 +89,14 @@ def _record(response):
             ),
         )
     return response
+
+
+def _logged(status, elapsed):
+    """Whether ACCESS_LOG wants this request's line: every one, or failures and slow ones."""
+    config = current_app.config
+    if config["ACCESS_LOG"] == "all":
+        return True
+    return status >= 400 or elapsed * 1000 >= config["SLOW_REQUEST_MS"]
 
 
 @functools.cache
