@@ -8,6 +8,7 @@ from app import auth, cli
 from app import db as database
 from app.config import Config, ConfigurationError, startup_problem
 from app.images import bp as images_bp
+from app.images.members import shared_bp
 from app.web import (
     errors,
     health,
@@ -25,12 +26,13 @@ from app.web.json_provider import GlanceJSONProvider
 class GetOnlyRule(Rule):
     """A URL rule that answers only the methods it names.
 
-    werkzeug adds HEAD to every GET rule; the contract answers HEAD with 405.
+    werkzeug adds HEAD to every GET rule; the contract answers HEAD with 405
+    but where a rule of its own serves it (HEAD /v1/images/{id}).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.methods is not None:
+        if self.methods is not None and "GET" in self.methods:
             self.methods.discard("HEAD")
 
 
@@ -64,6 +66,8 @@ def create_app(config_class=Config):
     app.register_blueprint(openapi.bp)
     app.register_blueprint(images_bp, url_prefix="/v1.1/images")
     app.register_blueprint(images_bp, url_prefix="/v1/images", name="images_v1")
+    app.register_blueprint(shared_bp, url_prefix="/v1.1/shared-images")
+    app.register_blueprint(shared_bp, url_prefix="/v1/shared-images", name="shared_images_v1")
     cli.init_app(app)
 
     if app.config["TRUSTED_PROXIES"]:

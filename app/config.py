@@ -136,6 +136,10 @@ class Config:
     TOKEN_CACHE_SECONDS = _int("TOKEN_CACHE_SECONDS", 10)
     ALLOWED_ROLES = _list("ALLOWED_ROLES", "admin,member,reader,_member_")
     TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+    # The cloud's Image service (Glance), e.g. https://glance.example.com:9292:
+    # GET /v1/images/{id} redirects to its /v2/images/{id}/file, and the 405
+    # answered to writes names it (docs/api.md).
+    IMAGE_SERVICE_URL = os.environ.get("IMAGE_SERVICE_URL") or None
     # The base URL clients use (https://images.example.com); the versions
     # document's links are built on it instead of the request's Host.
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL") or None

@@ -106,6 +106,8 @@ class ImageMember(db.Model):
 
     image_id = sa.Column(sa.Uuid, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     member = sa.Column(sa.String(255), primary_key=True)
+    # The member may share the image further (shown by the members API).
+    can_share = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
 
     # Visibility: the images shared with a project.
     __table_args__ = (sa.Index("ix_image_members_member", "member", "image_id"),)

@@ -1,22 +1,20 @@
 """The benchmark's database: the server, the catalogue, and what each request type asks of it."""
 
 import datetime as dt
+import functools
 import os
 import re
 import subprocess
 import sys
 import tempfile
 from contextlib import closing
+from typing import NamedTuple
 
 import psycopg2
 import sqlalchemy as sa
-from flask import request
 
 from app import db as database
 from app.db import embedded
-from app.images import repository
-from app.images.schemas import ImageQuerySchema, query_params
-from app.tokens import find_caller, hash_token
 from deploy import CHECKOUT
 from deploy.commands import catalogue_command
 
@@ -102,10 +100,17 @@ def issue_tokens(environment):
     }
 
 
+class RequestType(NamedTuple):
+    path: str  # with its query
+    token: str
+    method: str = "GET"
+
+
 def request_types(app, tokens):
-    """Map each request type's name to (path with query, token)."""
+    """Map each request type's name to its RequestType."""
     with app.app_context():
         newest = database.db.session.scalar(sa.text("SELECT max(updated_at) FROM images"))
+        shared = _shared_image(database.db.session, "project-0001")
     week_ago = (newest - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     detail = "/v1.1/images/detail"
     member = tokens["member"]
@@ -119,22 +124,35 @@ def request_types(app, tokens):
         for count in (10, app.config["PROPERTY_FILTERS_MAX"])
     }
     return {
-        "no filter": (detail, member),
-        "disk_format=qcow2": (f"{detail}?disk_format=qcow2", member),
-        "status+size range": (
-            f"{detail}?status=active&size_min=1073741824&size_max=2147483648",
-            member,
+        "no filter": RequestType(detail, member),
+        "disk_format=qcow2": RequestType(f"{detail}?disk_format=qcow2", member),
+        "status+size range": RequestType(
+            f"{detail}?status=active&size_min=1073741824&size_max=2147483648", member
         ),
-        "changes-since 1 week": (f"{detail}?changes-since={week_ago}", member),
-        f"marker page {page}": (f"{detail}?marker={marker}", member),
-        "admin is_public=none": (f"{detail}?is_public=none", tokens["admin"]),
-        "1 property filter": (f"{detail}?property-os_distro=ubuntu", member),
+        "changes-since 1 week": RequestType(f"{detail}?changes-since={week_ago}", member),
+        f"marker page {page}": RequestType(f"{detail}?marker={marker}", member),
+        "admin is_public=none": RequestType(f"{detail}?is_public=none", tokens["admin"]),
+        "1 property filter": RequestType(f"{detail}?property-os_distro=ubuntu", member),
         **{
-            f"{count} property filters": (f"{detail}?{query}", member)
+            f"{count} property filters": RequestType(f"{detail}?{query}", member)
             for count, query in many.items()
         },
-        "limit=1000": (f"{detail}?limit=1000", member),
+        "limit=1000": RequestType(f"{detail}?limit=1000", member),
+        # image-show of an image the member's project owns, and its members.
+        "HEAD one image": RequestType(f"/v1.1/images/{shared}", member, "HEAD"),
+        "member list": RequestType(f"/v1.1/images/{shared}/members", member),
     }
+
+
+def _shared_image(session, project):
+    """A live image `project` owns and shares with others."""
+    return session.scalar(
+        sa.text(
+            "SELECT id::text FROM images WHERE owner = :project AND NOT deleted"
+            " AND id IN (SELECT image_id FROM image_members) ORDER BY id LIMIT 1"
+        ),
+        {"project": project},
+    )
 
 
 def _deep_marker(app, token):
@@ -171,15 +189,39 @@ class _Recorder:
         return rows[0] if rows else None
 
 
-def statements_of(app, path, token):
-    """The statements the listing of `path` runs (the token's lookup is cached, so not those)."""
-    with app.test_request_context(path), closing(psycopg2.connect(_plain_url(app))) as connection:
+class _RecordingRouter:
+    """Stands in for the app's read router: every read on one connection, its statements kept."""
+
+    def __init__(self, cursor):
+        self.recorder = _Recorder(cursor)
+
+    def read(self, work, affinity=""):
+        return work(self.recorder)
+
+
+def statements_of(app, request_type):
+    """The statements a request of `request_type` runs, served in-process.
+
+    The token's lookup is cached by a first request, so only the request's own are kept.
+    """
+    client = app.test_client()
+    send = functools.partial(
+        client.open,
+        request_type.path,
+        method=request_type.method,
+        headers={"X-Auth-Token": request_type.token},
+    )
+    send()
+    reads = app.extensions["reads"]
+    with closing(psycopg2.connect(_plain_url(app))) as connection:
         connection.autocommit = True
-        query = ImageQuerySchema().load(query_params(request.args))
-        recorder = _Recorder(connection.cursor())
-        caller, _ = database.read(lambda reader: find_caller(reader, hash_token(token)))
-        repository.list_images(recorder, caller, query)
-    return recorder.statements
+        app.extensions["reads"] = router = _RecordingRouter(connection.cursor())
+        try:
+            response = send()
+        finally:
+            app.extensions["reads"] = reads
+    assert response.status_code < 400, response.get_data(as_text=True)
+    return router.recorder.statements
 
 
 def _plain_url(app):

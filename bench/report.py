@@ -28,7 +28,8 @@ def markdown(results):
         "",
         f"{results['count']:,} images; {machine['cpus']} CPUs ({machine['cpu']}), "
         f"{machine['memory_gb']} GB; wrk {results['duration']} s per cell through nginx -> "
-        "gunicorn (deploy/); pgbench with 16 clients on each request's SQL.",
+        f"gunicorn, each cell the median of {results.get('runs', 1)} interleaved runs; "
+        "pgbench with 16 clients on each request's SQL.",
         "",
         f"Hello-app ceiling: {hello[low]['rps']:.0f} req/s at {low} connections, "
         f"{hello[high]['rps']:.0f} req/s at {high}. Stack ceiling of a request = "
@@ -40,6 +41,8 @@ def markdown(results):
     ]
     for name, result in results["types"].items():
         at_low, at_high = result["wrk"][low], result["wrk"][high]
+        if result.get("method", "GET") != "GET":
+            name = f"{name} ({result['method']})"
         ceiling = stack_ceiling(hello[low]["rps"], result["pgbench_tps"])
         lines.append(
             f"| {name} | {at_low['rps']:.0f} | {100 * at_low['rps'] / hello[low]['rps']:.0f}% | "
@@ -111,10 +114,7 @@ def chart(results, path):
     )
     axis.set_yscale("log")
     axis.set_ylabel("requests per second")
-    axis.set_title(
-        f"GET /v1.1/images/detail at {results['count']:,} images "
-        f"({results['machine']['cpus']} CPUs)"
-    )
+    axis.set_title(f"The v1 API at {results['count']:,} images ({results['machine']['cpus']} CPUs)")
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

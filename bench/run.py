@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from app import create_app
 from app.config import Config
 from bench import database, report
-from bench.serving import CpuMeter, named, rss_mb, served, tree, wrk
+from bench.serving import CpuMeter, median_cell, named, rss_mb, served, tree, wrk
 from deploy import CHECKOUT
 from deploy.cluster import Bouncer
 from deploy.commands import catalogue_command
@@ -43,28 +43,23 @@ def main():
         "count": options.count,
         "duration": options.duration,
         "connections": options.connections,
-        "types": {name: {"path": path} for name, (path, _) in types.items()},
+        "runs": options.runs,
+        "types": {name: {"path": kind.path, "method": kind.method} for name, kind in types.items()},
     }
+    hello = {"hello": database.RequestType("/hello", None)}
     with served(environment, "bench.hello:app", "/hello") as (nginx, _):
-        results["hello"] = {
-            str(count): wrk(nginx, "/hello", None, count, options.duration)
-            for count in options.connections
-        }
+        results["hello"] = _cells(nginx, hello, options)["hello"]
     with served(environment) as (nginx, workers):
         rss_before = rss_mb(workers)
-        for name, (path, token) in types.items():
-            print(f"wrk: {name}", file=sys.stderr)
-            results["types"][name]["wrk"] = {
-                str(count): wrk(nginx, path, token, count, options.duration)
-                for count in options.connections
-            }
+        for name, cells in _cells(nginx, types, options).items():
+            results["types"][name]["wrk"] = cells
         if options.soak:
             results["soak"] = _soak(nginx, workers, types["no filter"], options)
         results["worker_rss_mb"] = {"before": rss_before, "after": rss_mb(workers)}
     setting = app.extensions["reads"].primary.setting
-    for name, (path, token) in types.items():
+    for name, kind in types.items():
         print(f"pgbench and EXPLAIN: {name}", file=sys.stderr)
-        statements = database.statements_of(app, path, token)
+        statements = database.statements_of(app, kind)
         results["types"][name]["db_execution_ms"] = database.execution_ms(url, statements)
         results["types"][name]["pgbench_tps"] = database.pgbench(
             url, statements, setting, options.duration
@@ -81,13 +76,35 @@ def _arguments():
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk/pgbench run")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
     parser.add_argument(
+        "--runs", type=int, default=3, help="wrk runs per cell, interleaved; the median counts"
+    )
+    parser.add_argument(
         "--soak", type=int, default=0, help="also run the no-filter request this long (RSS check)"
     )
     return parser.parse_args()
 
 
+def _cells(nginx, types, options):
+    """{name: {connections: the median of options.runs wrk cells}} of each request type.
+
+    Rounds interleave the types, so a noisy minute on a shared machine does
+    not land on one of them only.
+    """
+    runs = {name: {count: [] for count in options.connections} for name in types}
+    for round_number in range(1, options.runs + 1):
+        for name, kind in types.items():
+            print(f"wrk round {round_number}: {name}", file=sys.stderr)
+            for count in options.connections:
+                cell = wrk(nginx, kind.path, kind.token, count, options.duration, kind.method)
+                runs[name][count].append(cell)
+    return {
+        name: {str(count): median_cell(cells) for count, cells in by_count.items()}
+        for name, by_count in runs.items()
+    }
+
+
 def _soak(nginx, workers, request, options):
-    path, token = request
+    path, token = request.path, request.token
     print(f"soak: {options.soak} s of the no-filter request", file=sys.stderr)
     at_start = rss_mb(workers)
     soak = wrk(nginx, path, token, max(options.connections), options.soak)
@@ -101,7 +118,7 @@ def _soak(nginx, workers, request, options):
 
 def _tiers(environment, url, request, options):
     """CPU per request of nginx, gunicorn, PgBouncer and PostgreSQL, with PgBouncer in the path."""
-    path, token = request
+    path, token = request.path, request.token
     socket_folder = sa.make_url(url).query["host"]
     with tempfile.TemporaryDirectory(prefix="image-catalogue-bench-") as folder:
         folder = Path(folder)

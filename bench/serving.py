@@ -1,7 +1,9 @@
 """Serving under load: the shipped gunicorn and nginx, wrk, and what each process spends."""
 
 import re
+import statistics
 import subprocess
+import tempfile
 from contextlib import contextmanager
 
 import psutil
@@ -34,15 +36,21 @@ def served(environment, wsgi_target="wsgi:app", ready_path="/healthz", options=(
         gunicorn.stop()
 
 
-def wrk(nginx, path, token, connections, duration):
+def wrk(nginx, path, token, connections, duration, method="GET"):
     """req/s, p50 and p99 (ms), and non-2xx answers of `duration` seconds of wrk."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
     headers = {"X-Auth-Token": token} if token else {}
     if token:
         command += ["-H", f"X-Auth-Token: {token}"]
-    output = subprocess.run(
-        [*command, f"{nginx.url}{path}"], check=True, capture_output=True, text=True
-    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(f'wrk.method = "{method}"\n')
+        script.flush()
+        output = subprocess.run(
+            [*command, "-s", script.name, f"{nginx.url}{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     latency = {
         f"p{p}": float(value) * UNIT_MS[unit] for p, value, unit in WRK_LATENCY.findall(output)
     }
@@ -51,7 +59,7 @@ def wrk(nginx, path, token, connections, duration):
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
     answered = re.search(r"(\d+) requests in", output)
-    _settle(f"{nginx.url}{path}", headers)
+    _settle(method, f"{nginx.url}{path}", headers)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         **latency,
@@ -61,13 +69,23 @@ def wrk(nginx, path, token, connections, duration):
     }
 
 
-def _settle(url, headers):
+def _settle(method, url, headers):
     """Return once the same request, sent after the load, is answered.
 
     Requests the load left queued in gunicorn are then done, instead of
     taking the workers from the next measurement.
     """
-    requests.get(url, headers=headers, timeout=(2, 600)).raise_for_status()
+    requests.request(method, url, headers=headers, timeout=(2, 600)).raise_for_status()
+
+
+def median_cell(cells):
+    """Several wrk cells of one request as one: the median of each rate and latency, all errors."""
+    return {
+        **{key: statistics.median(cell[key] for cell in cells) for key in ("rps", "p50", "p99")},
+        "errors": sum(cell["errors"] for cell in cells),
+        "requests": sum(cell["requests"] for cell in cells),
+        "runs": len(cells),
+    }
 
 
 def rss_mb(gunicorn_master):

@@ -124,9 +124,13 @@ def test_every_error_body_has_the_status_title(
     assert response.get_json()["error"]["message"]
 
 
-def test_unknown_path_under_the_api_is_404_even_without_a_token(client):
-    assert error_message(client.get("/v1.1/images/nothing"), 404)
-    assert error_message(client.get("/v1.1/images/detail.json"), 404)
+def test_unknown_path_under_the_api_is_404_even_without_a_token(client, make_token):
+    assert error_message(client.get("/v1.1/images/nothing/else"), 404)
+    assert error_message(client.get("/v1.1/imagesdetail"), 404)
+    # /v1.1/images/<id> is an image's path: a name that is no image id is a 404 too
+    # (Glance's bad URLs, such as detail.json), once a token says who asks.
+    headers = {"X-Auth-Token": make_token()}
+    assert error_message(client.get("/v1.1/images/detail.json", headers=headers), 404)
 
 
 def test_wrong_method_is_405_even_without_a_token(client):

@@ -15,6 +15,7 @@ from app.db import db, read
 from app.freshness import catalogue_freshness
 from app.loading import mirror
 from app.loading.glance_source import GlanceSource
+from app.tokens import issue_token
 from deploy.glance_schemas import load_schema
 from glance_database import GlanceDatabase
 from mirroring import (
@@ -247,3 +248,28 @@ def test_metrics_and_readyz_show_the_mirrors_lag_and_last_pass(mirror_app, glanc
         assert f"image_catalogue_mirror_{name}{label} " in metrics
     assert f"image_catalogue_mirror_failing{label} 0.0" in metrics
     assert "image_catalogue_mirror_last_error_timestamp_seconds{" not in metrics
+
+
+def test_members_can_share_comes_across(mirror_app, glance_url):
+    glance = GlanceDatabase(glance_url)
+    image_id = glance.image(
+        visibility="shared", owner="p-owner", members={"p-a": "accepted", "p-b": "pending"}
+    )
+    with glance.engine.begin() as connection:
+        connection.execute(
+            glance.members.update()
+            .where(glance.members.c.image_id == image_id, glance.members.c.member == "p-a")
+            .values(can_share=True)
+        )
+    sync(mirror_app, glance_url)
+    with mirror_app.app_context():
+        token = issue_token(db.session, project_id="p-owner", roles=["member"], ttl_seconds=0)
+    answer = mirror_app.test_client().get(
+        f"/v1/images/{image_id}/members", headers={"X-Auth-Token": token}
+    )
+    assert answer.get_json() == {
+        "members": [
+            {"member_id": "p-a", "can_share": True},
+            {"member_id": "p-b", "can_share": False},
+        ]
+    }

@@ -1,4 +1,4 @@
-"""/openapi.json, generated from the marshmallow schemas."""
+"""/openapi.json, generated from the marshmallow schemas: every path the service serves."""
 
 
 def test_openapi_document_describes_the_listing(client):
@@ -10,8 +10,16 @@ def test_openapi_document_describes_the_listing(client):
     image = document["components"]["schemas"]["ImageDetail"]["properties"]
     assert len(image) == 18
     assert set(document["paths"]) == {
-        "/v1.1/images/detail",
-        "/v1/images/detail",
-        "/v1.1/images",
-        "/v1/images",
+        f"{version}{path}"
+        for version in ("/v1", "/v1.1")
+        for path in (
+            "/images/detail",
+            "/images",
+            "/images/{image_id}",
+            "/images/{image_id}/members",
+            "/images/{image_id}/members/{member}",
+            "/shared-images/{member}",
+        )
     }
+    one_image = document["paths"]["/v1/images/{image_id}"]
+    assert set(one_image) == {"head", "get"} and "303" in one_image["get"]["responses"]

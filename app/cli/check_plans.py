@@ -30,7 +30,10 @@ from app.tokens import Caller
 PAGE = 25
 ID = repository.LISTING_COLUMNS.index("id")
 MIN_ROWS = 10_000
-CLIENT_MS, OTHER_MS = 2.0, 20.0
+# What clients send by default must stay fast; shapes no v1 client sends by
+# default may take longer (no composite index per filter and sort key: their
+# cost stays bounded by the statement timeout). Limits at 1,000,000 images.
+CLIENT_MS, OTHER_MS = 3.0, 120.0
 # Each shape's time is the median of this many runs: a page read from disk
 # the first time, or a busy neighbour, is not the plan's cost.
 RUNS = 3

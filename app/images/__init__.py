@@ -1,8 +1,25 @@
 from flask import Blueprint
+from werkzeug.routing import BaseConverter
 
 from app.auth import authenticate
 
 bp = Blueprint("images", __name__)
 bp.before_request(authenticate)
 
-from app.images import routes  # noqa: E402,F401  (registers the views on bp)
+
+class ImageIdConverter(BaseConverter):
+    """An image id in a path: any segment but `detail`, which names the listing.
+
+    So HEAD /v1/images/detail is the listing's 405, as in Glance, not an image's 404.
+    """
+
+    regex = "(?!detail$)[^/]+"
+
+
+@bp.record_once
+def _add_converter(state):
+    state.app.url_map.converters["image_id"] = ImageIdConverter
+
+
+# Each module registers its views on bp (members.py also shared-images' own blueprint).
+from app.images import members, routes, single  # noqa: E402,F401

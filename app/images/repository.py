@@ -1,4 +1,7 @@
-"""The SQL behind the image listing: visibility, filters, keyset paging.
+"""The SQL behind the image listing (visibility, filters, keyset paging), one image, its members.
+
+Who may see an image is one predicate (_visible_condition), the listing's:
+a single image and its members are looked up through it too.
 
 Each distinct query shape (which filters, which sort, which kind of caller) is
 built with SQLAlchemy Core and compiled to SQL text once, with a placeholder
@@ -42,6 +45,7 @@ IMAGE_FIELDS = [images_table.c[name] for name in IMAGE_COLUMNS]
 EMPTY_OBJECT = sa.literal_column("'{}'::json")
 # The columns of a listing row, in order (the brief listing stops before properties).
 LISTING_COLUMNS = (*IMAGE_COLUMNS, "properties")
+ID, STATUS = LISTING_COLUMNS.index("id"), LISTING_COLUMNS.index("status")
 
 
 class InvalidMarker(ValueError):
@@ -344,3 +348,102 @@ def _has_properties(count):
         )
     # A deleted image's properties count as deleted with it.
     return sa.and_(images_table.c.deleted.is_(False), matching)
+
+
+class Membership(NamedTuple):
+    member: str
+    can_share: bool
+
+
+class SharedImage(NamedTuple):
+    image_id: str
+    can_share: bool
+
+
+def find_image(reader, caller, image_id):
+    """The listing row of image `image_id` if `caller` may see it, else None.
+
+    Who sees which image is the listing's rule with changes-since (deleted
+    and killed images to those it lists them to); an admin sees every image.
+    """
+    statement = _image_sql(_visibility(caller, None))
+    return reader.first(*statement.with_values(_identity(caller, image_id)))
+
+
+def image_members(reader, caller, image_id, member=None):
+    """[Membership] of image `image_id` (only `member`'s, if given), or None.
+
+    None when `caller` may not see the image or it is deleted. Its owner and
+    admins see every membership, a member its own, anyone else none.
+    """
+    statement = _members_sql(_visibility(caller, None), caller.is_admin, member is not None)
+    rows = reader.rows(*statement.with_values({**_identity(caller, image_id), "member": member}))
+    if not rows:
+        return None
+    return [Membership(*row) for row in rows if row[0] is not None]
+
+
+def shared_images(reader, caller, member):
+    """[SharedImage] of the live images shared with `member` that `caller` may know of.
+
+    Admins and `member` itself: all of them; anyone else: those it owns.
+    """
+    statement = _shared_sql(caller.is_admin or caller.project_id == member)
+    parameters = {"member": member, "project": caller.project_id}
+    return [SharedImage(*row) for row in reader.rows(*statement.with_values(parameters))]
+
+
+def _identity(caller, image_id):
+    return {"id": str(image_id), "project": caller.project_id}
+
+
+@functools.lru_cache(maxsize=4)
+def _image_sql(visibility):
+    return compiled(
+        sa.select(*IMAGE_FIELDS, _properties_of(images_table)).where(
+            images_table.c.id == sa.bindparam("id"), _visible_condition(visibility)
+        )
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _members_sql(visibility, admin, one_member):
+    image = (
+        sa.select(images_table.c.id, images_table.c.owner)
+        .where(
+            images_table.c.id == sa.bindparam("id"),
+            images_table.c.deleted.is_(False),
+            _visible_condition(visibility),
+        )
+        .cte("image")
+    )
+    project = sa.bindparam("project", type_=images_table.c.owner.type)
+    shown = [members_table.c.image_id == image.c.id]
+    if not admin:
+        shown.append(sa.or_(image.c.owner == project, members_table.c.member == project))
+    if one_member:
+        shown.append(members_table.c.member == sa.bindparam("member"))
+    # The image's own row comes back (with NULLs) when no membership is shown.
+    return compiled(
+        sa.select(members_table.c.member, members_table.c.can_share)
+        .select_from(image.outerjoin(members_table, sa.and_(*shown)))
+        .order_by(members_table.c.member)
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_sql(every_one):
+    conditions = [
+        members_table.c.member == sa.bindparam("member"),
+        images_table.c.deleted.is_(False),
+    ]
+    if not every_one:
+        conditions.append(
+            images_table.c.owner == sa.bindparam("project", type_=images_table.c.owner.type)
+        )
+    return compiled(
+        sa.select(members_table.c.image_id, members_table.c.can_share)
+        .join(images_table, images_table.c.id == members_table.c.image_id)
+        .where(*conditions)
+        .order_by(members_table.c.image_id)
+    )

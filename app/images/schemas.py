@@ -214,3 +214,35 @@ class ImageSchema(Schema):
 
 
 BRIEF_FIELDS = ("id", "name", "size", "disk_format", "container_format", "checksum")
+
+
+class ImageIdSchema(Schema):
+    """An image id in a path: any spelling the listing's marker accepts."""
+
+    id = fields.UUID()
+
+    def load_id(self, text):
+        """The UUID `text` spells, or None (which Glance answered with a 404)."""
+        try:
+            return self.load({"id": text})["id"]
+        except ValidationError:
+            return None
+
+
+class MemberSchema(Schema):
+    """A membership as Glance v1's members API showed it."""
+
+    member_id = fields.Str(attribute="member")
+    can_share = fields.Bool()
+
+
+class SharedImageSchema(Schema):
+    """An image shared with a project, as Glance v1's shared-images API showed it."""
+
+    image_id = fields.Str()
+    can_share = fields.Bool()
+
+
+image_id_schema = ImageIdSchema()
+member_schema = MemberSchema()
+shared_image_schema = SharedImageSchema()

@@ -49,7 +49,15 @@ IMAGE_FIELDS = (
     "owner",
 )
 PROPERTY_FIELDS = ("image_id", "name", "value", "deleted")
-MEMBER_FIELDS = ("image_id", "member", "deleted", "created_at", "updated_at", "deleted_at")
+MEMBER_FIELDS = (
+    "image_id",
+    "member",
+    "can_share",
+    "deleted",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
 # Images per query: ids go into IN lists for their properties and members.
 BATCH = 5000
 
@@ -188,14 +196,14 @@ class GlanceSource:
             # A NULL value cannot be made through Glance's API; v1 shows strings only.
             if value is not None:
                 properties.setdefault(image_id, {})[name] = value
-        for image_id, member in connection.execute(
-            sa.select(self.members.c.image_id, self.members.c.member)
+        for image_id, member, can_share in connection.execute(
+            sa.select(self.members.c.image_id, self.members.c.member, self.members.c.can_share)
             .where(self.members.c.image_id.in_(ids), self.members.c.deleted.is_(False))
             .order_by(self.members.c.member)
         ):
-            members.setdefault(image_id, []).append(member)
+            members.setdefault(image_id, {})[member] = bool(can_share)
         return [
-            self._v1_record(row, properties.get(row.id, {}), members.get(row.id, []))
+            self._v1_record(row, properties.get(row.id, {}), members.get(row.id, {}))
             for row in rows
         ]
 
@@ -222,7 +230,7 @@ class GlanceSource:
             "is_public": public,
             "hidden": bool(getattr(row, "os_hidden", False)),
             "properties": properties,
-            "members": list(dict.fromkeys(members)) if shared else [],
+            "members": members if shared else {},
         }
 
 

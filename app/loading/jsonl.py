@@ -47,6 +47,29 @@ class IsoTimestamp(fields.Field):
             raise ValidationError(f"not an ISO 8601 timestamp: {value!r}") from None
 
 
+class MemberRecordSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    member = Text(required=True, validate=validate.Length(min=1, max=255))
+    can_share = fields.Bool(load_default=False)
+
+
+member_record_schema = MemberRecordSchema()
+
+
+class Member(fields.Field):
+    """A member: a project id, or {"member": <project id>, "can_share": <bool>}."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = {"member": value}
+        if not isinstance(value, dict):
+            raise ValidationError('a project id, or an object with "member" and "can_share"')
+        loaded = member_record_schema.load(value)
+        return loaded["member"], loaded["can_share"]
+
+
 def _count(maximum):
     return fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=maximum))
 
@@ -56,7 +79,10 @@ def _optional(field_class, **kwargs):
 
 
 class ImageRecordSchema(Schema):
-    """One line of an import file: the 18 listing fields plus optional `members` and `hidden`."""
+    """One line of an import file: the 18 listing fields plus optional `members` and `hidden`.
+
+    `members`: project ids, or {"member": ..., "can_share": ...} objects.
+    """
 
     class Meta:
         unknown = RAISE
@@ -85,7 +111,7 @@ class ImageRecordSchema(Schema):
     properties = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=255)), values=Text(), load_default=dict
     )
-    members = fields.List(Text(validate=validate.Length(min=1, max=255)), load_default=list)
+    members = fields.List(Member(), load_default=list)
 
 
 record_schema = ImageRecordSchema()
@@ -119,7 +145,7 @@ def _parse_line(raw):
     if not isinstance(document, dict):
         raise ValidationError("expected a JSON object")
     record = record_schema.load(document)
-    record["members"] = list(dict.fromkeys(record["members"]))
+    record["members"] = dict(record["members"])
     return record
 
 

@@ -94,9 +94,11 @@ def _record(rng, disk_format, container_format, status, project_ids, until):
         "min_disk": rng.choice((0, 0, 1, 10, 20, 40)),
         "owner": rng.choice(project_ids),
         "properties": _properties(rng, distro) if rng.random() < 0.3 else {},
-        "members": rng.sample(project_ids, k=min(len(project_ids), rng.randint(1, 3)))
+        "members": dict.fromkeys(
+            rng.sample(project_ids, k=min(len(project_ids), rng.randint(1, 3))), False
+        )
         if private_shared
-        else [],
+        else {},
     }
 
 

@@ -1,12 +1,12 @@
 """The one way images are written: stage records in COPY files, then upsert them by id.
 
 Every writer (JSON Lines import, synthetic catalogue, Glance mirror) hands
-records shaped like the listing's 18 fields plus `properties`, `members` and
-an optional `hidden` to a Staging of its source, then calls `upsert`. Staging
-keeps rows in temporary files in COPY text format (bounded memory); `upsert`
-copies them into temporary tables and writes only what differs: an image
-whose fields, properties and members are all unchanged is not touched, so a
-second identical load writes nothing.
+records shaped like the listing's 18 fields plus `properties`, `members`
+({project: can_share}) and an optional `hidden` to a Staging of its source,
+then calls `upsert`. Staging keeps rows in temporary files in COPY text
+format (bounded memory); `upsert` copies them into temporary tables and
+writes only what differs: an image whose fields, properties and members are
+all unchanged is not touched, so a second identical load writes nothing.
 
 Each image belongs to the source that loaded it (images.source). A load
 never takes over another source's image: it is refused whole, naming both
@@ -81,8 +81,8 @@ class Staging(contextlib.ExitStack):
         self.images.write(_copy_row([*fields, record.get("hidden", False), self.source, position]))
         for name, value in record["properties"].items():
             self.properties.write(_copy_row((image_id, name, value)))
-        for member in record["members"]:
-            self.members.write(_copy_row((image_id, member)))
+        for member, can_share in record["members"].items():
+            self.members.write(_copy_row((image_id, member, can_share)))
 
 
 def _copy_row(values):
@@ -114,7 +114,7 @@ def copy_into_temporary_tables(session, staging):
     for table, staged in (
         (f"staged_images ({', '.join(WRITTEN_COLUMNS)}, position)", staging.images),
         ("staged_properties", staging.properties),
-        ("staged_members", staging.members),
+        ("staged_members (image_id, member, can_share)", staging.members),
     ):
         staged.seek(0)
         cursor.copy_expert(f"COPY {table} FROM STDIN", staged, size=COPY_BUFFER)
@@ -253,15 +253,15 @@ SELECT id, bool_or(inserted) AS inserted FROM (
     ) AS property_changes
     UNION ALL
     SELECT image_id, false FROM (
-        (SELECT image_id, member FROM staged_members
+        (SELECT image_id, member, can_share FROM staged_members
          EXCEPT
-         SELECT image_id, member FROM image_members
+         SELECT image_id, member, can_share FROM image_members
          WHERE image_id IN (SELECT id FROM staged_images))
         UNION ALL
-        (SELECT image_id, member FROM image_members
+        (SELECT image_id, member, can_share FROM image_members
          WHERE image_id IN (SELECT id FROM staged_images)
          EXCEPT
-         SELECT image_id, member FROM staged_members)
+         SELECT image_id, member, can_share FROM staged_members)
     ) AS member_changes
 ) AS changes
 GROUP BY id

@@ -1,9 +1,14 @@
 """Every error is JSON: {"error": {"code", "title", "message"}}."""
 
 import psycopg2
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+)
 
 from app.auth import IdentityUnavailable
 from app.db import DatabaseUnavailable, db
@@ -13,8 +18,14 @@ from app.web.observability import DB_ERRORS, log_fields
 RETRY_AFTER_SECONDS = 1
 
 
+# The methods Glance v1 wrote with: this catalogue answers them with a 405 naming
+# where writes go (Allow lists what the path serves).
+WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+
+
 def init_app(app):
     app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(MethodNotAllowed, _method_not_allowed)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(IdentityUnavailable, _identity_unavailable)
     app.register_error_handler(DBAPIError, _database_error)
@@ -28,6 +39,17 @@ def error_response(error):
     response.set_data(body.get_data())
     response.content_type = body.content_type
     return response
+
+
+def _method_not_allowed(error):
+    if request.method in WRITES:
+        service = current_app.config["IMAGE_SERVICE_URL"]
+        error.description = (
+            "The image catalogue is read-only: create, change and delete images and their "
+            "members through the cloud's Image service (Glance)"
+            + (f" at {service}." if service else ".")
+        )
+    return error_response(error)
 
 
 def _database_error(error):

@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document of the listing API, generated from the marshmallow schemas."""
+"""The OpenAPI 3 document of the v1 API served, generated from the marshmallow schemas."""
 
 import functools
 
@@ -15,6 +15,14 @@ LISTING_PATHS = {
     "/v1/images/detail": ("ImageDetail", "The same as /v1.1/images/detail."),
     "/v1.1/images": ("ImageBrief", "List images with the six index fields."),
     "/v1/images": ("ImageBrief", "The same as /v1.1/images."),
+}
+ERROR_MEANINGS = {
+    "400": "A bad parameter, named in the message.",
+    "401": "Missing, unknown or expired token.",
+    "403": "The token has none of the allowed roles (for an image's data: it is deactivated).",
+    "404": "No such image, or one the caller may not see (the same answer).",
+    "501": "IMAGE_SERVICE_URL is not set: the message says where image data is served.",
+    "503": "The database is unavailable; retry after Retry-After seconds.",
 }
 ERROR = {
     "type": "object",
@@ -49,9 +57,81 @@ def build_document():
     spec.components.security_scheme(
         "token", {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
     )
+    spec.components.schema("Member", schema=schemas.MemberSchema)
+    spec.components.schema("SharedImage", schema=schemas.SharedImageSchema)
     for path, (image_schema, summary) in LISTING_PATHS.items():
         spec.path(path=path, operations={"get": _listing_operation(image_schema, summary)})
+    for version in ("/v1", "/v1.1"):
+        _add_image_paths(spec, version)
     return spec.to_dict()
+
+
+def _add_image_paths(spec, version):
+    """One image, its members, and what is shared with a project (docs/api.md)."""
+    image = {"in": "path", "name": "image_id", "required": True, "schema": {"type": "string"}}
+    member = {"in": "path", "name": "member", "required": True, "schema": {"type": "string"}}
+    spec.path(
+        path=f"{version}/images/{{image_id}}",
+        operations={
+            "head": _operation(
+                "The image's metadata as x-image-meta-* headers, no body.",
+                [image],
+                {"200": {"description": "The image's metadata, in headers."}},
+                ("404",),
+            ),
+            "get": _operation(
+                "Where the image's data is: a redirect to the Image service (Glance v2).",
+                [image],
+                {"303": {"description": "The data's URL, in Location."}},
+                ("403", "404", "501"),
+            ),
+        },
+    )
+    spec.path(
+        path=f"{version}/images/{{image_id}}/members",
+        operations={"get": _json_operation("The image's members.", [image], "members", "Member")},
+    )
+    spec.path(
+        path=f"{version}/images/{{image_id}}/members/{{member}}",
+        operations={
+            "get": _json_operation("One membership.", [image, member], "member", "Member", one=True)
+        },
+    )
+    spec.path(
+        path=f"{version}/shared-images/{{member}}",
+        operations={
+            "get": _json_operation(
+                "The images shared with a project.", [member], "shared_images", "SharedImage"
+            )
+        },
+    )
+
+
+def _json_operation(summary, parameters, key, schema, one=False):
+    item = {"$ref": f"#/components/schemas/{schema}"}
+    body = {
+        "type": "object",
+        "properties": {key: item if one else {"type": "array", "items": item}},
+        "required": [key],
+    }
+    ok = {"description": summary, "content": {"application/json": {"schema": body}}}
+    return _operation(summary, parameters, {"200": ok}, ("404",))
+
+
+def _operation(summary, parameters, answers, errors):
+    return {
+        "summary": summary,
+        "security": [{"token": []}],
+        "parameters": parameters,
+        "responses": {**answers, **_errors(*errors, "401", "403", "503")},
+    }
+
+
+def _errors(*statuses):
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    return {
+        status: {"description": ERROR_MEANINGS[status], "content": error} for status in statuses
+    }
 
 
 def _listing_operation(image_schema, summary):
@@ -62,10 +142,9 @@ def _listing_operation(image_schema, summary):
         },
         "required": ["images"],
     }
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     return {
         "summary": summary,
-        "description": "Filters, sorting and paging as in README.md. Also accepted: "
+        "description": "Filters, sorting and paging as in docs/api.md. Also accepted: "
         "property-<key>=<value> (exact match on a custom property).",
         "security": [{"token": []}],
         "parameters": [{"in": "query", "schema": schemas.ImageQuerySchema}],
@@ -74,14 +153,6 @@ def _listing_operation(image_schema, summary):
                 "description": "The page of images.",
                 "content": {"application/json": {"schema": listing}},
             },
-            **{
-                status: {"description": description, "content": error}
-                for status, description in (
-                    ("400", "A bad parameter, named in the message."),
-                    ("401", "Missing, unknown or expired token."),
-                    ("403", "The token has none of the roles allowed to list."),
-                    ("503", "The database is unavailable; retry after Retry-After seconds."),
-                )
-            },
+            **_errors("400", "401", "403", "503"),
         },
     }

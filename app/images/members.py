@@ -1,0 +1,72 @@
+"""Who an image is shared with, and what is shared with a project (Glance v1's members API).
+
+GET /v1/images/{id}/members, GET /v1/images/{id}/members/{member} and
+GET /v1/shared-images/{member}: the bodies python-glanceclient's v1 member
+manager reads. An image's owner and admins see all its members, a member
+its own membership, anyone else who may see the image none; the image must
+be one the caller may see, and not deleted (else 404, as in Glance).
+"""
+
+from flask import Blueprint, g
+from werkzeug.exceptions import NotFound
+
+from app import db as database
+from app.auth import authenticate
+from app.images import bp, repository
+from app.images.schemas import image_id_schema, member_schema, shared_image_schema
+
+shared_bp = Blueprint("shared_images", __name__)
+shared_bp.before_request(authenticate)
+
+
+@bp.get("/<image_id:image_id>/members")
+def list_image_members(image_id):
+    """List the members of an image the caller may see.
+
+    :raises 404: no such image, one the caller may not see, or a deleted one.
+    """
+    return {"members": member_schema.dump(_members(image_id), many=True)}
+
+
+@bp.get("/<image_id:image_id>/members/<member>")
+def show_image_member(image_id, member):
+    """Show one member of an image, if the caller may see that membership.
+
+    :raises 404: as for the list, or no such member (to this caller).
+    """
+    found = _members(image_id, member)
+    if not found:
+        raise NotFound(description=f"Project {member[:100]} is not a member of that image.")
+    return {"member": member_schema.dump(found[0])}
+
+
+@shared_bp.get("/<member>")
+def list_shared_images(member):
+    """List the images shared with project `member` that the caller may know of.
+
+    Admins: all of them. A project asking for itself: all of them. Anyone
+    else: only its own images shared with that project (never 403, as in Glance).
+    """
+    caller = g.caller
+    rows = database.read(
+        lambda reader: repository.shared_images(reader, caller, member), caller.affinity
+    )
+    return {"shared_images": shared_image_schema.dump(rows, many=True)}
+
+
+def _members(raw_id, member=None):
+    """(member, can_share) rows of the image `raw_id` names (only `member`'s, if given).
+
+    :raises 404: no such image, one the caller may not see, or a deleted one.
+    """
+    image_id = image_id_schema.load_id(raw_id)
+    caller = g.caller
+    rows = None
+    if image_id is not None:
+        rows = database.read(
+            lambda reader: repository.image_members(reader, caller, image_id, member),
+            caller.affinity,
+        )
+    if rows is None:
+        raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
+    return rows

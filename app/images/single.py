@@ -1,0 +1,67 @@
+"""One image: HEAD /v1/images/{id} (its metadata) and GET /v1/images/{id} (where its data is)."""
+
+from flask import abort, current_app, g, redirect
+from werkzeug.exceptions import Forbidden, NotFound
+
+from app import db as database
+from app.images import bp, repository
+from app.images.headers import image_meta_headers
+from app.images.routes import dump_detail
+from app.images.schemas import image_id_schema
+
+
+@bp.route("/<image_id:image_id>", methods=["HEAD"])
+def show_image_meta(image_id):
+    """Answer an image's metadata as x-image-meta-* headers, with no body.
+
+    :raises 404: no such image, one the caller may not see, or not an image id.
+    """
+    (image,) = dump_detail([_visible_image(image_id)])
+    response = current_app.response_class(status=200, content_type="text/html; charset=UTF-8")
+    for name, value in image_meta_headers(image):
+        response.headers[name] = value
+    response.headers["Content-Length"] = "0"
+    return response
+
+
+@bp.get("/<image_id:image_id>")
+def download_image(image_id):
+    """Send the client to the Image service that holds the data (IMAGE_SERVICE_URL).
+
+    Glance v1 answered with the image's data; this catalogue holds none.
+
+    :raises 404: as for HEAD, or an image that is not active (as Glance did).
+    :raises 403: a deactivated image (as Glance did).
+    :raises 501: IMAGE_SERVICE_URL is not set.
+    """
+    row = _visible_image(image_id)
+    image_id, status = row[repository.ID], row[repository.STATUS]
+    if status == "deactivated":
+        raise Forbidden(description=f"Image {image_id} is deactivated.")
+    if status != "active":
+        raise NotFound(description=f"Image {image_id} is not active.")
+    service = current_app.config["IMAGE_SERVICE_URL"]
+    if not service:
+        abort(
+            501,
+            description="This catalogue serves image metadata only; download the data from "
+            f"the cloud's Image service: GET /v2/images/{image_id}/file.",
+        )
+    return redirect(f"{service.rstrip('/')}/v2/images/{image_id}/file", code=303)
+
+
+def _visible_image(raw_id):
+    """The listing row of the image `raw_id` names, if the caller may see it.
+
+    :raises 404: the same for "no such image" and "you may not see it".
+    """
+    image_id = image_id_schema.load_id(raw_id)
+    caller = g.caller
+    row = None
+    if image_id is not None:
+        row = database.read(
+            lambda reader: repository.find_image(reader, caller, image_id), caller.affinity
+        )
+    if row is None:
+        raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
+    return row
