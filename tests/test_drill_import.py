@@ -30,7 +30,9 @@ def test_killed_import_leaves_the_old_catalogue(app, make_image, database_url, t
             150_000, seed=9, projects=10, until=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         )
         for _, record in records:
-            out.write(json.dumps(record, default=str) + "\n")
+            # An import file lists members as project ids (records map them to can_share).
+            line = {**record, "members": list(record["members"])}
+            out.write(json.dumps(line, default=str) + "\n")
     importer_url = (
         sa.make_url(database_url)
         .update_query_dict({"application_name": "drill-import"})
