@@ -7,14 +7,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock clean
+.PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock \
+	dist sample-config clean
 
 install: $(INSTALLED)
 
-# Installs exactly the hashed lock (make lock refreshes it from requirements*.txt).
-$(INSTALLED): requirements-dev.lock
+# Installs exactly the hashed lock (make lock refreshes it from requirements*.txt),
+# then this checkout as the package, editable (the image-catalogue command).
+$(INSTALLED): requirements-dev.lock setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # No DATABASE_URL given: the embedded PostgreSQL, asked for by name.
@@ -61,9 +64,18 @@ lock: install
 	$(LOCK) requirements-dev.txt -o requirements-dev.lock
 	$(LOCK) requirements-dev.txt bench/requirements.txt -o bench/requirements.lock
 
+# The source distribution and the wheel, in dist/.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+# The sample configuration, from the option declarations (a test holds them equal).
+sample-config: install
+	$(BIN)/python -m app.config.sample > app/config/image-catalogue.conf.sample
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build *.egg-info

@@ -1,3 +1,5 @@
+"""The WSGI app for a server other than `image-catalogue serve` (uWSGI, mod_wsgi): wsgi:app."""
+
 import sys
 
 from app import create_app
@@ -6,5 +8,5 @@ from app.config import ConfigurationError
 try:
     app = create_app()
 except ConfigurationError as problem:
-    # `flask --app wsgi ...` then says what is wrong in one line, not a traceback.
+    # The server's log then says what is wrong in one line, not a traceback.
     sys.exit(f"image-catalogue: {problem}")

@@ -4,14 +4,16 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import Rule
 
-from app import auth, cli
+from app import auth, cli, policy
 from app import db as database
-from app.config import Config, ConfigurationError, startup_problem
+from app.config import ConfigurationError, config_file, load, settings
+from app.config.checks import startup_problem
 from app.images import bp as images_bp
 from app.images.members import shared_bp
 from app.web import (
     errors,
     health,
+    healthcheck,
     hosts,
     limits,
     metrics,
@@ -41,17 +43,19 @@ class ImageCatalogue(Flask):
     json_provider_class = GlanceJSONProvider
 
 
-def create_app(config_class=Config):
-    """Build the service from `config_class`.
+def create_app(conf=None):
+    """Build the service from `conf`: by default the configuration file and the environment.
 
     :raises ConfigurationError: a setting is missing or wrong (the message says which).
     """
-    app = ImageCatalogue(__name__, static_folder=None)
-    app.config.from_object(config_class)
-    problem = startup_problem(app.config)
+    conf = load(config_file()) if conf is None else conf
+    problem = startup_problem(conf)
     if problem:
         raise ConfigurationError(problem)
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app = ImageCatalogue(__name__, static_folder=None)
+    app.config.update(settings(conf), PROVIDE_AUTOMATIC_OPTIONS=False)
+    app.extensions["conf"] = conf
+    app.extensions["policy"] = policy.enforcer(conf)
     database.init_app(app)
 
     request_id.init_app(app)
@@ -73,4 +77,5 @@ def create_app(config_class=Config):
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.wsgi_app = healthcheck.wrap(app.wsgi_app, app.config["HEALTHCHECK_DISABLE_BY_FILE"])
     return app

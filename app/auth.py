@@ -1,8 +1,11 @@
 """Who is calling: X-Auth-Token checked against the token table, or Keystone's headers."""
 
+import dataclasses
+
 from flask import abort, current_app, g, request
 
 from app import db as database
+from app import policy
 from app.tokens import Caller, TokenCache, find_caller, hash_token
 
 
@@ -16,7 +19,7 @@ def init_app(app):
 
         # The middleware validates and annotates; this module decides, so
         # health checks and the versions document stay open.
-        app.wsgi_app = keystone.wrap(app.wsgi_app, app.config["KEYSTONE_AUTHTOKEN"])
+        app.wsgi_app = keystone.wrap(app.wsgi_app, app.extensions["conf"])
     app.extensions["token_cache"] = TokenCache(app.config["TOKEN_CACHE_SECONDS"])
 
 
@@ -54,6 +57,7 @@ def _caller_from_token_table():
         if found is None:
             return None
         caller, expires_at = found
+        caller = dataclasses.replace(caller, is_admin=_is_admin(caller))
         cache.put(digest, caller, expires_at)
     return caller
 
@@ -68,8 +72,14 @@ def _caller_from_keystone_headers():
     if request.headers.get("X-Identity-Status") != "Confirmed":
         return None
     roles = request.headers.get("X-Roles", "")
-    return Caller(
+    caller = Caller(
         project_id=request.headers.get("X-Project-Id") or None,
         roles=frozenset(role.strip() for role in roles.split(",") if role.strip()),
         affinity=hash_token(request.headers.get("X-Auth-Token", "")),
     )
+    return dataclasses.replace(caller, is_admin=_is_admin(caller))
+
+
+def _is_admin(caller):
+    enforcer = current_app.extensions["policy"]
+    return policy.is_admin(enforcer, caller.project_id, caller.roles)

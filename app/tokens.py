@@ -12,7 +12,6 @@ from app.db import transaction
 from app.db.reads import compiled
 from app.models import ApiToken
 
-ADMIN_ROLE = "admin"
 # `tokens list` shows this much of a token's SHA-256 as its id: enough to be
 # unique among a service's tokens, and useless for guessing the token.
 TOKEN_ID_LENGTH = 12
@@ -20,7 +19,8 @@ TOKEN_ID_LENGTH = 12
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: a project (or none), roles, and the key its reads keep to.
+    """Who is calling: a project (or none), roles, whether the policy makes it an admin
+    (app/policy.py), and the key its reads keep to.
 
     `affinity` (the token's digest) keeps a caller's reads on one replica
     (app/db/reads.py), so consecutive pages come from one copy of the catalogue.
@@ -29,10 +29,7 @@ class Caller:
     project_id: str | None
     roles: frozenset
     affinity: str = ""
-
-    @property
-    def is_admin(self):
-        return ADMIN_ROLE in self.roles
+    is_admin: bool = False
 
 
 def hash_token(token):

@@ -60,7 +60,7 @@ def _apply_settings(url):
     return changed
 
 
-def flask(environment, *arguments, capture=False):
+def catalogue(environment, *arguments, capture=False):
     result = subprocess.run(
         catalogue_command(*arguments),
         cwd=CHECKOUT,
@@ -74,7 +74,7 @@ def flask(environment, *arguments, capture=False):
 
 def prepare_catalogue(app, environment, count):
     """Migrate, and load `images generate --count N --seed 1` unless it is there already."""
-    flask(environment, "db", "upgrade")
+    catalogue(environment, "db", "upgrade")
     with app.app_context():
         present = database.db.session.scalar(sa.text("SELECT count(*) FROM images"))
         if present != count:
@@ -83,7 +83,7 @@ def prepare_catalogue(app, environment, count):
             database.db.session.commit()
         database.db.engine.dispose()
     if present != count:
-        flask(environment, "images", "generate", "--count", str(count), "--seed", "1")
+        catalogue(environment, "images", "generate", "--count", str(count), "--seed", "1")
     # Index-only scans and plans need the visibility map and statistics.
     with closing(psycopg2.connect(environment["DATABASE_URL"])) as connection:
         connection.autocommit = True
@@ -92,7 +92,9 @@ def prepare_catalogue(app, environment, count):
 
 def issue_tokens(environment):
     def issue(*arguments):
-        return flask(environment, "tokens", "issue", "--ttl", "0", *arguments, capture=True).strip()
+        return catalogue(
+            environment, "tokens", "issue", "--ttl", "0", *arguments, capture=True
+        ).strip()
 
     return {
         "member": issue("--project", "project-0001"),

@@ -51,7 +51,7 @@ def main():
     glance_url = _glance_database(server_url, options.count)
     catalogue_url = _fresh_database(server_url, "mirror_bench_catalogue")
     environment = {**os.environ, "DATABASE_URL": catalogue_url, "GLANCE_DATABASE_URL": glance_url}
-    _flask(environment, "db", "upgrade")
+    database.catalogue(environment, "db", "upgrade")
     print(f"mirroring {options.count:,} images", file=sys.stderr)
     full = _timed_sync(environment)
     print(f"following; changing {options.changed} images {options.rounds} times", file=sys.stderr)
@@ -159,10 +159,6 @@ def _text(value):
     if isinstance(value, bool):
         return "t" if value else "f"
     return str(value)
-
-
-def _flask(environment, *arguments):
-    return subprocess.run(catalogue_command(*arguments), cwd=CHECKOUT, env=environment, check=True)
 
 
 def _timed_sync(environment):

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from app import db as database
-from app.config import Config
+from app.config import load
 from app.images import repository
 from app.images.routes import _encoder, dump_detail
 from app.images.schemas import ImageQuerySchema, ImageSchema, query_params
@@ -46,7 +46,7 @@ def main():
     # A catalogue of its own: --count differs from make bench's, which would reload its own.
     url = bench_database.database_url(PROFILE_PGDATA)
     environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(type("ProfileConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
+    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
     # The access log is written as in production, to a stream that costs nothing.
     app.logger.handlers[0].stream = open(os.devnull, "w")  # noqa: SIM115
     bench_database.prepare_catalogue(app, environment, options.count)

@@ -22,7 +22,7 @@ import psutil
 import sqlalchemy as sa
 
 from app import create_app
-from app.config import Config
+from app.config import load
 from bench import database, report
 from bench.serving import CpuMeter, median_cell, named, rss_mb, served, tree, wrk
 from deploy import CHECKOUT
@@ -34,7 +34,7 @@ def main():
     options = _arguments()
     url = database.database_url()
     environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
+    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
     database.prepare_catalogue(app, environment, options.count)
     tokens = database.issue_tokens(environment)
     types = database.request_types(app, tokens)

@@ -17,13 +17,13 @@ UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 @contextmanager
-def served(environment, wsgi_target="wsgi:app", ready_path="/healthz", options=()):
+def served(environment, app=None, ready_path="/healthz", options=()):
     """gunicorn (shipped config, plus `options`) behind nginx (the loopback site).
 
     Yields (nginx, the gunicorn master's psutil.Process), once `ready_path`
     answers through nginx.
     """
-    gunicorn = Gunicorn(environment, wsgi_target=wsgi_target, options=options)
+    gunicorn = Gunicorn(environment, app=app, options=options)
     nginx = None
     try:
         gunicorn.wait_until_serving(ready_path)

@@ -11,7 +11,7 @@ import statistics
 import sys
 
 from app import create_app
-from app.config import Config
+from app.config import load
 from bench import database, report
 from bench.serving import rss_mb, served, wrk
 
@@ -34,7 +34,7 @@ def main():
     options = parser.parse_args()
     url = database.database_url()
     environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": url}))
+    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
     database.prepare_catalogue(app, environment, options.count)
     token = database.issue_tokens(environment)["member"]
     measured = {name: [] for name, _, _ in VARIANTS}

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from contextlib import ExitStack, closing, suppress
+from contextlib import ExitStack, closing, contextmanager, suppress
 from pathlib import Path
 
 import psycopg2
@@ -170,6 +170,21 @@ class Node:
             return cursor.fetchall() if cursor.description else None
 
 
+@contextmanager
+def lone_server():
+    """One PostgreSQL server on a loopback TCP port (a container reaches it there), then gone."""
+    folder = Path(tempfile.mkdtemp(prefix="image-catalogue-postgres-"))
+    try:
+        _own(folder)
+        node = Node(folder, "postgres")
+        try:
+            yield node
+        finally:
+            node.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Bouncer:
     """PgBouncer (Debian's) in front of one server (`host` may be a Unix socket folder).
 
@@ -252,7 +267,7 @@ class Cluster(ExitStack):
         self.replicas, self.bouncers = [], {}
         self.primary = self._node("primary")
         # Migrations need a session: straight to PostgreSQL (deploy/pgbouncer.ini).
-        self.flask("db", "upgrade", database_url=self.primary.url())
+        self.catalogue("db", "upgrade", database_url=self.primary.url())
         for number in range(1, self.replica_count + 1):
             self.replicas.append(self._node(f"replica-{number}", primary=self.primary))
         self.instances = [self.start_instance() for _ in range(self.instance_count)]
@@ -291,8 +306,8 @@ class Cluster(ExitStack):
             instance.stop()
             raise
 
-    def flask(self, *arguments, database_url=None, check=True, **options):
-        """Run a `flask --app wsgi` command against the cluster (through PgBouncer by default)."""
+    def catalogue(self, *arguments, database_url=None, check=True, **options):
+        """Run an image-catalogue command against the cluster (through PgBouncer by default)."""
         environment = {**os.environ, **self.app_environment}
         if database_url is not None:
             environment["DATABASE_URL"] = database_url
@@ -329,8 +344,8 @@ class Cluster(ExitStack):
 
 def main():
     with Cluster() as cluster:
-        cluster.flask("images", "generate", "--count", "1000")
-        token = cluster.flask("tokens", "issue", "--project", "project-0001").stdout.strip()
+        cluster.catalogue("images", "generate", "--count", "1000")
+        token = cluster.catalogue("tokens", "issue", "--project", "project-0001").stdout.strip()
         print(cluster.describe())
         print(
             f"\nTry: curl -s -H 'X-Auth-Token: {token}' '{cluster.nginx.url}/v1.1/images/detail'"

@@ -4,12 +4,12 @@ import sys
 
 
 def catalogue_command(*arguments):
-    """`flask --app wsgi ARGUMENTS...` (db, images, tokens) for subprocess, run in the checkout."""
-    return [sys.executable, "-m", "flask", "--app", "wsgi", *arguments]
+    """`image-catalogue ARGUMENTS...` (db, images, tokens, serve, ...) for subprocess."""
+    return [sys.executable, "-m", "app", *arguments]
 
 
 def follow_command(*, interval, overlap, reconcile_every):
-    """`images sync-glance --follow` as a child process (GLANCE_DATABASE_URL names the source)."""
+    """`images sync-glance --follow` as a child process (the configuration names the source)."""
     return catalogue_command(
         *("images", "sync-glance", "--follow"),
         *("--interval", str(interval), "--overlap", str(overlap)),

@@ -1,16 +1,15 @@
-"""gunicorn with the shipped settings, started from a checkout, its log kept in a file."""
+"""The service under gunicorn (`image-catalogue serve`) from a checkout, its log in a file."""
 
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from app.serving import GUNICORN_SETTINGS
 from deploy import CHECKOUT
+from deploy.commands import catalogue_command
 from deploy.processes import (
     READY_DEADLINE_SECONDS,
     ProcessFailed,
@@ -23,19 +22,18 @@ _LISTENING = re.compile(r"Listening at: http://[^:]+:(\d+)")
 
 
 def start_gunicorn(
-    environment=None, *, wsgi_target="wsgi:app", options=(), root=CHECKOUT, **popen_options
+    environment=None, *, app=None, options=(), root=CHECKOUT, program=None, **popen_options
 ):
-    """gunicorn with the shipped settings (and command-line `options` over them).
+    """`image-catalogue serve` (gunicorn: the shipped settings, then `options`) from `root`.
 
-    PORT, DATABASE_URL, WEB_CONCURRENCY... come from `environment`; the code
-    and the settings from the checkout at `root`.
+    PORT, DATABASE_URL, WEB_CONCURRENCY... come from `environment`; `app` is
+    another WSGI app to serve (the benchmark's hello app); `program` another
+    image-catalogue command (an installed one) than this checkout's.
     """
-    settings = Path(root) / Path(GUNICORN_SETTINGS).relative_to(CHECKOUT)
+    program = program or catalogue_command()
+    command = [*program, "serve", *(("--app", app) if app else ()), *options]
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(settings), *options, wsgi_target],
-        cwd=root,
-        env={**os.environ, **(environment or {})},
-        **popen_options,
+        command, cwd=Path(root), env={**os.environ, **(environment or {})}, **popen_options
     )
 
 
@@ -47,26 +45,19 @@ class Gunicorn:
     """
 
     def __init__(
-        self,
-        environment=None,
-        *,
-        wsgi_target="wsgi:app",
-        port=0,
-        options=(),
-        root=CHECKOUT,
-        **popen_options,
+        self, environment=None, *, app=None, port=0, options=(), root=CHECKOUT, program=None
     ):
         self.log_dir = Path(tempfile.mkdtemp(prefix="image-catalogue-gunicorn-"))
         self.log_path = self.log_dir / "gunicorn.log"
         with self.log_path.open("wb") as log:
             self.process = start_gunicorn(
-                {**(environment or {}), "PORT": str(port)},
-                wsgi_target=wsgi_target,
+                {**(environment or {}), "HOST": "127.0.0.1", "PORT": str(port)},
+                app=app,
                 options=options,
                 root=root,
+                program=program,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                **popen_options,
             )
         self.port = None
 

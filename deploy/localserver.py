@@ -6,7 +6,6 @@ or SIGTERM).
 """
 
 import ctypes
-import runpy
 import signal
 import sys
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import flask_migrate
 
 from app import create_app
+from app.config import ConfigurationError, config_file, load
 from app.db import db
 from app.loading import jsonl, upsert
-from app.serving import GUNICORN_SETTINGS
 from app.tokens import issue_token
 from deploy.gunicorn_process import start_gunicorn
 from deploy.processes import ProcessFailed, answers, wait_until_answering
@@ -26,13 +25,17 @@ DEMO_PROJECT = "demo-project"
 
 
 def main():
-    # Where gunicorn will bind: its settings say (HOST, PORT and their defaults).
-    base_url = f"http://{runpy.run_path(str(GUNICORN_SETTINGS))['bind']}"
+    try:
+        conf = load(config_file())
+    except ConfigurationError as problem:
+        sys.exit(f"image-catalogue: {problem}")
+    # Where `image-catalogue serve` will bind: [DEFAULT] bind_host, bind_port (HOST, PORT).
+    base_url = f"http://{conf.bind_host}:{conf.bind_port}"
     if answers(base_url):
         sys.exit(
             f"Something already answers on {base_url}/ (another make run?); stop it or set PORT."
         )
-    app = create_app()
+    app = create_app(conf)
     with app.app_context():
         flask_migrate.upgrade()
         if upsert.is_empty(db.session):

@@ -96,7 +96,7 @@ def run_migrations_online():
             # Flask-Migrate prints a RuntimeError as one line and exits 1.
             raise RuntimeError(
                 f'a migration gave up after waiting {lock_timeout} ms'
-                ' (MIGRATION_LOCK_TIMEOUT_MS) for a lock that another transaction'
+                ' ([database] migration_lock_timeout_ms) for a lock that another transaction'
                 ' holds; that migration changed nothing. Run db upgrade again once'
                 ' the transaction has ended.'
             ) from None

@@ -2,6 +2,8 @@ import datetime as dt
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -12,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from app.config import Config
+from app.config import load
+from app.config.options import KEYSTONE_PREFIX, LIBRARY_VARIABLES, SETTINGS
 from app.db import db, embedded
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
-from helpers import BASE_TIME
+from helpers import BASE_TIME, ROOT
 from servers import start_service, tls_files
 
 
@@ -71,14 +74,26 @@ def new_database(database_url):
 
 @pytest.fixture(scope="session")
 def make_app(database_url):
-    """Build an app on the test database, with config overrides."""
-    apps = []
+    """Build an app on the test database, configured as an operator would: by variables.
 
-    def make(**overrides):
-        config = type(
-            "TestConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": database_url, **overrides}
-        )
-        app = create_app(config)
+    make_app(TOKEN_CACHE_SECONDS=0, ALLOWED_HOSTS=["a", "b"]) sets what the
+    environment variables of those names set (app/config/options.py); a list
+    is comma-separated, None unsets.
+    """
+    apps = []
+    known = {setting.variable for setting in SETTINGS} | set(LIBRARY_VARIABLES)
+
+    def make(**variables):
+        variables = {"DATABASE_URL": database_url, **variables}
+        for name in variables:
+            assert name in known or name.startswith(KEYSTONE_PREFIX), f"no variable {name}"
+        environ = {
+            name: ",".join(value) if isinstance(value, list) else str(value)
+            for name, value in variables.items()
+            if value is not None
+        }
+        app = create_app(load(environ=environ))
+        app.testing = True
         apps.append(app)
         return app
 
@@ -90,7 +105,7 @@ def make_app(database_url):
 
 @pytest.fixture(scope="session")
 def app(make_app):
-    app = make_app(TESTING=True)
+    app = make_app()
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -99,7 +114,7 @@ def app(make_app):
 @pytest.fixture
 def mirror_app(make_app, new_database):
     """An app on a migrated catalogue database of its own (the Glance mirror's target)."""
-    app = make_app(SQLALCHEMY_DATABASE_URI=new_database())
+    app = make_app(DATABASE_URL=new_database())
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -213,3 +228,17 @@ def live_server(app, database_url):
 def tls(tmp_path_factory):
     """(server_name, certificate, key, CA) for the production nginx site."""
     return tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The wheel `make dist` builds (from the source distribution, so that is complete too)."""
+    outdir = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (built,) = outdir.glob("*.whl")
+    return built

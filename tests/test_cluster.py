@@ -45,9 +45,9 @@ def _clock_line():
 @pytest.fixture
 def cluster():
     with Cluster(max_lag_seconds=MAX_LAG_SECONDS) as cluster:
-        cluster.flask("images", "generate", "--count", "200", "--projects", "3")
-        cluster.flask("images", "import", "-", input=_clock_line() + "\n")
-        cluster.token = cluster.flask("tokens", "issue", "--project", "project-0001").stdout
+        cluster.catalogue("images", "generate", "--count", "200", "--projects", "3")
+        cluster.catalogue("images", "import", "-", input=_clock_line() + "\n")
+        cluster.token = cluster.catalogue("tokens", "issue", "--project", "project-0001").stdout
         cluster.token = cluster.token.strip()
         cluster.wait_for_replicas()
         yield cluster
@@ -171,7 +171,9 @@ def test_with_the_primary_down_listings_answer_and_writes_fail_clearly(cluster):
         client.wait_for_more(20)
         cluster.primary.stop()
         client.wait_for_more(40)
-        refused = cluster.flask("images", "import", "-", input=_clock_line() + "\n", check=False)
+        refused = cluster.catalogue(
+            "images", "import", "-", input=_clock_line() + "\n", check=False
+        )
         cluster.primary.start()
         new_image = json.loads(_clock_line()) | {
             "id": "ae000000-0000-4000-8000-000000000001",
@@ -181,7 +183,7 @@ def test_with_the_primary_down_listings_answer_and_writes_fail_clearly(cluster):
         # attempts can be refused, as clearly as during the outage.
         _wait_until(
             lambda: (
-                cluster.flask(
+                cluster.catalogue(
                     "images", "import", "-", input=json.dumps(new_image) + "\n", check=False
                 ).returncode
                 == 0

@@ -228,7 +228,7 @@ def test_a_change_to_fields_properties_or_members_counts_as_updated(run, change)
 
 def test_a_command_whose_database_is_unreachable_says_so_in_one_line(make_app):
     runner = make_app(
-        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
+        DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
     ).test_cli_runner()
     for command in (["images", "import", "-"], ["tokens", "list"], ["tokens", "purge"]):
         result = runner.invoke(args=command, input=_line() + "\n")

@@ -1,77 +1,172 @@
-"""The service refuses to start without a database it was told to use."""
+"""One configuration file, overridden by the environment; the service refuses to start without
+a database it was told to use, or with a setting it cannot use."""
 
 import os
+import re
 import subprocess
-import sys
+import textwrap
 
 import pytest
 
-from app.config import ConfigurationError
+from app import create_app
+from app.config import ConfigurationError, load, settings
+from app.config.sample import SAMPLE, generate
 from deploy.commands import catalogue_command
 from deploy.processes import ProcessFailed
 from helpers import ROOT
 from servers import start_service
 
+UNSET = "the catalogue's database is not set: set [database] connection (or DATABASE_URL)"
+
 
 @pytest.mark.parametrize(
     "url, reason",
     [
-        (None, "DATABASE_URL is not set"),
-        ("", "DATABASE_URL is not set"),
+        (None, re.escape(UNSET)),
+        ("", re.escape(UNSET)),
         ("postgress://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
         ("mysql://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
-        ("not a url", "DATABASE_URL is not a URL"),
+        ("not a url", r"\[database\] connection is not a URL"),
     ],
 )
 def test_app_refuses_to_start_without_a_postgresql_url(make_app, url, reason):
     with pytest.raises(ConfigurationError, match=reason) as refused:
-        make_app(SQLALCHEMY_DATABASE_URI=url)
+        make_app(DATABASE_URL=url)
     assert "secret" not in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
-def test_gunicorn_exits_at_once_with_the_reason_when_database_url_is_unset():
+def test_gunicorn_exits_at_once_with_the_reason_when_the_database_is_unset():
     with pytest.raises(ProcessFailed) as failed:
         start_service("")
-    assert "image-catalogue: DATABASE_URL is not set" in str(failed.value)
+    assert f"image-catalogue: {UNSET}" in str(failed.value)
 
 
-def test_commands_exit_with_the_reason_in_one_line_when_database_url_is_wrong():
-    environment = {**os.environ, "DATABASE_URL": "mysql://user:secret@db/catalogue"}
-    result = subprocess.run(
-        catalogue_command("tokens", "list"),
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
+def test_commands_exit_with_the_reason_in_one_line_when_the_database_url_is_wrong():
+    result = _command({"DATABASE_URL": "mysql://user:secret@db/catalogue"}, "tokens", "list")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "image-catalogue: DATABASE_URL must be a postgresql:// URL or 'embedded', "
+        "image-catalogue: [database] connection must be a postgresql:// URL or 'embedded', "
         "not mysql://user:***@db/catalogue"
     ]
 
 
 def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_database):
-    client = make_app(SQLALCHEMY_DATABASE_URI=empty_database).test_client()
+    client = make_app(DATABASE_URL=empty_database).test_client()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert "never migrated" in response.get_json()["error"]["message"]
 
 
-def test_an_empty_setting_counts_as_unset():
+def test_an_empty_variable_counts_as_unset():
     # An environment file with `HOST=` must not bind every interface.
-    environment = {**os.environ, "HOST": "", "PORT": "", "KEYSTONE_AUTHTOKEN_AUTH_URL": ""}
-    script = (
-        "import runpy; from app.config import Config; "
-        "print(runpy.run_path('app/serving/gunicorn_conf.py')['bind'], Config.KEYSTONE_AUTHTOKEN)"
+    conf = load(environ={"HOST": "", "PORT": "", "KEYSTONE_AUTHTOKEN_WWW_AUTHENTICATE_URI": ""})
+    assert (conf.bind_host, conf.bind_port) == ("127.0.0.1", 8080)
+    assert conf.keystone_authtoken.www_authenticate_uri is None
+
+
+def test_the_file_overrides_the_defaults_and_the_environment_overrides_the_file(tmp_path):
+    path = _config(
+        tmp_path,
+        """
+        [DEFAULT]
+        allowed_hosts = images.example.com, images.example.net
+        [limits]
+        page_limit_default = 7
+        page_limit_max = 70
+        """,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
+    values = settings(load(path, environ={"PAGE_LIMIT_MAX": "90"}))
+    assert values["PAGE_LIMIT_DEFAULT"] == 7  # the file's
+    assert values["PAGE_LIMIT_MAX"] == 90  # the environment's
+    assert values["PROPERTY_FILTERS_MAX"] == 20  # the default
+    assert values["TRUSTED_HOSTS"] == ["images.example.com", "images.example.net"]
+
+
+def test_a_file_setting_changes_what_the_service_does(
+    tmp_path, database_url, make_token, make_image
+):
+    for _ in range(3):
+        make_image()
+    path = _config(
+        tmp_path, f"[database]\nconnection = {database_url}\n[limits]\npage_limit_default = 2"
+    )
+    client = create_app(load(path, environ={})).test_client()
+    response = client.get("/v1.1/images/detail", headers={"X-Auth-Token": make_token()})
+    assert len(response.get_json()["images"]) == 2
+
+
+def test_a_missing_or_broken_file_is_named_in_one_line(tmp_path):
+    with pytest.raises(ConfigurationError, match="nowhere.conf") as missing:
+        load(str(tmp_path / "nowhere.conf"), environ={})
+    broken = _config(tmp_path, "[limits\npage_limit_default = 7")
+    with pytest.raises(ConfigurationError, match="image-catalogue.conf") as unparsable:
+        load(broken, environ={})
+    for error in (missing, unparsable):
+        assert "\n" not in str(error.value)
+
+
+def test_a_wrong_value_names_its_option_and_where_it_came_from(tmp_path):
+    with pytest.raises(
+        ConfigurationError, match=r"PORT='http' is not valid for \[DEFAULT\] bind_port"
+    ):
+        load(environ={"PORT": "http"})
+    path = _config(tmp_path, "[limits]\npage_limit_max = many")
+    with pytest.raises(ConfigurationError, match=r"^\[limits\] page_limit_max: .*many"):
+        settings(load(path, environ={}))
+
+
+def test_check_config_names_every_problem_and_exits_1(tmp_path):
+    path = _config(
+        tmp_path,
+        """
+        [DEFAULT]
+        bind_port = 99999
+        [limits]
+        page_limits_max = 10
+        [glance]
+        connection = mysql://glance@db/glance
+        """,
+    )
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "check-config")
+    assert result.returncode == 1
+    assert sorted(result.stderr.splitlines()) == [
+        "[DEFAULT] bind_port: Should be less than or equal to 65535",
+        "image-catalogue.conf: [limits] has no option page_limits_max",
+        "image-catalogue.conf: unknown section [glance]",
+    ]
+
+
+def test_check_config_says_ok_for_a_file_the_service_can_use(tmp_path, database_url):
+    path = _config(tmp_path, f"[database]\nconnection = {database_url}")
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "check-config")
+    assert (result.returncode, result.stdout.strip()) == (0, f"{path}: OK"), result.stderr
+
+
+def test_the_sample_configuration_is_the_generated_one():
+    # `make sample-config` writes it; a new or changed option must show in it.
+    assert SAMPLE.read_text() == generate(), "run: make sample-config"
+
+
+def test_the_sample_configuration_loads_as_it_is():
+    conf = load(str(SAMPLE), environ={})
+    assert settings(conf)["PAGE_LIMIT_MAX"] == 1000
+
+
+def _config(folder, text):
+    path = folder / "image-catalogue.conf"
+    path.write_text(textwrap.dedent(text).strip() + "\n")
+    return str(path)
+
+
+def _command(environment, *arguments):
+    # No configuration file or database of the test run leaks in.
+    clean = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    return subprocess.run(
+        catalogue_command(*arguments),
         cwd=ROOT,
-        env=environment,
+        env={**clean, **environment},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    assert result.stdout.split() == ["127.0.0.1:8080", "{}"]

@@ -2,17 +2,18 @@
 
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from app.serving.nginx_site import Site
+from deploy.commands import catalogue_command
 from deploy.nginx_process import nginx_command, nginx_prefix
 from helpers import ROOT
 from servers import tls_files
 
 pytestmark = pytest.mark.drill  # needs nginx and systemd-analyze (make drills installs them)
-UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+UNITS = sorted((ROOT / "app" / "serving" / "systemd").glob("*.service"))
+# Where the units expect the package's virtualenv; here, the checkout's.
 INSTALLED_AT = "/opt/image-catalogue"
 
 
@@ -68,10 +69,8 @@ def test_nginx_t_rejects_a_broken_site(tmp_path):
 
 def test_the_render_command_prints_the_production_site():
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app.serving.nginx_site",
+        catalogue_command(
+            "nginx-site",
             "--server-name",
             "images.example.com",
             "--certificate",
@@ -82,7 +81,7 @@ def test_the_render_command_prints_the_production_site():
             "127.0.0.1:8080",
             "--upstream",
             "127.0.0.1:8081",
-        ],
+        ),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -95,8 +94,7 @@ def test_the_render_command_prints_the_production_site():
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda path: path.name)
 def test_systemd_units_pass_systemd_analyze_verify(tmp_path, unit):
-    # Installed where the unit says, here the checkout and its .venv.
-    text = unit.read_text().replace(INSTALLED_AT, str(ROOT))
+    text = unit.read_text().replace(INSTALLED_AT, str(ROOT / ".venv"))
     template = tmp_path / unit.name
     template.write_text(text)
     checked = template

@@ -9,7 +9,7 @@ import flask_migrate
 import pytest
 
 from app import create_app
-from app.config import Config
+from app.config import load
 from app.db import db, embedded
 from app.tokens import issue_token
 from helpers import SteadyClient, ends_with
@@ -31,7 +31,7 @@ def private_postgres():
 
 
 def _prepared_app(database_url):
-    app = create_app(type("DrillConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": database_url}))
+    app = create_app(load(environ={"DATABASE_URL": database_url}))
     with app.app_context():
         flask_migrate.upgrade()
         token = issue_token(db.session, project_id="p0", roles=["member"], ttl_seconds=0)

@@ -65,9 +65,7 @@ def test_a_reload_runs_the_code_now_on_disk(database_url, tmp_path):
     # An upgrade puts new code in place, then `systemctl reload`: the new
     # workers must run it, so the master must never have imported the app.
     checkout = tmp_path / "checkout"
-    for name in ("app", "deploy", "migrations"):
-        shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "wsgi.py", checkout)
+    shutil.copytree(ROOT / "app", checkout / "app", ignore=shutil.ignore_patterns("__pycache__"))
     gunicorn = Gunicorn({"DATABASE_URL": database_url, "WEB_CONCURRENCY": "2"}, root=checkout)
     try:
         gunicorn.wait_until_serving()

@@ -35,9 +35,7 @@ def test_unexpected_exception_is_json_500_without_details(make_app):
 
 
 def test_unreachable_database_is_503_with_retry_after(make_app, make_token):
-    app = make_app(
-        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
-    )
+    app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1)
     client = app.test_client()
     response = client.get("/readyz")
     error_message(response, 503)
@@ -77,9 +75,7 @@ def test_connection_lost_after_the_response_is_built_keeps_the_response(make_app
 
 
 def _titles_app(make_app):
-    app = make_app(
-        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
-    )
+    app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1)
 
     @app.get("/explode")
     def explode():

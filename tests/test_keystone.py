@@ -16,11 +16,17 @@ SETTINGS = {
 }
 
 
+def _keystone_app(make_app, settings):
+    """An app with auth_strategy = keystone and these [keystone_authtoken] options."""
+    variables = {f"KEYSTONE_AUTHTOKEN_{name.upper()}": value for name, value in settings.items()}
+    return make_app(AUTH_STRATEGY="keystone", **variables)
+
+
 @pytest.fixture
 def keystone(make_app):
     tokens = AuthTokenFixture()
     tokens.setUp()
-    app = make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=SETTINGS)
+    app = _keystone_app(make_app, SETTINGS)
     yield app.test_client(), tokens
     tokens.cleanUp()
 
@@ -76,6 +82,7 @@ def test_keystone_role_outside_allowed_roles_is_403(keystone):
 def test_keystone_leaves_health_and_versions_open(keystone):
     client, _ = keystone
     assert client.get("/healthz").status_code == 200
+    assert client.get("/healthcheck").status_code == 200
     assert client.get("/").status_code == 300
 
 
@@ -87,19 +94,22 @@ def test_unknown_auth_strategy_fails_at_startup(make_app):
 @pytest.mark.parametrize(
     "settings, missing",
     [
-        ({}, "KEYSTONE_AUTHTOKEN_WWW_AUTHENTICATE_URI, KEYSTONE_AUTHTOKEN_AUTH_TYPE"),
-        ({**SETTINGS, "auth_url": ""}, "KEYSTONE_AUTHTOKEN_AUTH_URL"),
-        ({"auth_type": "password"}, "WWW_AUTHENTICATE_URI, KEYSTONE_AUTHTOKEN_AUTH_URL"),
+        ({}, r"needs \[keystone_authtoken\] www_authenticate_uri, auth_type$"),
+        ({**SETTINGS, "auth_url": ""}, r"needs \[keystone_authtoken\] auth_url$"),
+        (
+            {"auth_type": "password"},
+            r"needs \[keystone_authtoken\] www_authenticate_uri, auth_url$",
+        ),
     ],
 )
 def test_keystone_without_its_settings_refuses_to_start(make_app, settings, missing):
     with pytest.raises(ConfigurationError, match=missing):
-        make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=settings)
+        _keystone_app(make_app, settings)
 
 
 def test_keystone_with_an_unknown_auth_type_refuses_to_start(make_app):
     with pytest.raises(ConfigurationError, match="no keystoneauth plugin: 'passwort'"):
-        make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN={**SETTINGS, "auth_type": "passwort"})
+        _keystone_app(make_app, {**SETTINGS, "auth_type": "passwort"})
 
 
 def test_unreachable_keystone_is_503_with_retry_after(make_app):
@@ -113,7 +123,7 @@ def test_unreachable_keystone_is_503_with_retry_after(make_app):
         "project_name": "service",
         "project_domain_name": "Default",
     }
-    client = make_app(AUTH_STRATEGY="keystone", KEYSTONE_AUTHTOKEN=unreachable).test_client()
+    client = _keystone_app(make_app, unreachable).test_client()
     response = client.get("/v1.1/images/detail", headers={"X-Auth-Token": uuid.uuid4().hex})
     assert "identity service" in error_message(response, 503)
     assert response.headers["Retry-After"] == "1"

@@ -59,9 +59,7 @@ def test_connection_gauge_counts_the_read_paths_open_connections(make_app, make_
 
 
 def test_database_errors_are_counted(make_app):
-    app = make_app(
-        SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1
-    )
+    app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1)
     client = app.test_client()
     before = _sample(client, "image_catalogue_db_errors_total", kind="unavailable")
     client.get("/readyz")

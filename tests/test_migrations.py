@@ -62,7 +62,7 @@ def test_sort_indexes_are_built_on_the_listings_sort_expressions(app):
 BEFORE_NEWEST = "e7f8a9b0c1d2"
 
 
-def _flask(database_url, *arguments, **environment):
+def _catalogue(database_url, *arguments, **environment):
     return subprocess.Popen(
         catalogue_command(*arguments),
         cwd=ROOT,
@@ -99,7 +99,7 @@ def test_a_blocked_migration_fails_fast_and_the_listing_keeps_answering(
     with closing(psycopg2.connect(database_url)) as holder:
         # SHARE mode: readers go on, schema changes must wait.
         holder.cursor().execute("LOCK TABLE images IN SHARE MODE")
-        upgrade = _flask(database_url, "db", "upgrade", MIGRATION_LOCK_TIMEOUT_MS="200")
+        upgrade = _catalogue(database_url, "db", "upgrade", MIGRATION_LOCK_TIMEOUT_MS="200")
         returncode, output = _finished(upgrade)
         # What serves meanwhile is the previous release (this code needs the
         # new columns): its reads of images are not queued behind the DDL.
@@ -112,7 +112,7 @@ def test_a_blocked_migration_fails_fast_and_the_listing_keeps_answering(
         assert db.session.scalar(sa.text("SELECT version_num FROM alembic_version")) == (
             BEFORE_NEWEST
         )
-    assert _finished(_flask(database_url, "db", "upgrade"))[0] == 0
+    assert _finished(_catalogue(database_url, "db", "upgrade"))[0] == 0
     assert image_ids(list_images()) == [image]
 
 
@@ -128,7 +128,7 @@ def test_two_hosts_upgrading_at_once_take_turns(app, database_url, one_migration
     with closing(psycopg2.connect(database_url)) as first_host:
         first_host.autocommit = True
         first_host.cursor().execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
-        upgrades = [_flask_logging_to(log, database_url, "db", "upgrade") for log in logs]
+        upgrades = [_catalogue_logging_to(log, database_url, "db", "upgrade") for log in logs]
         for log, upgrade in zip(logs, upgrades, strict=True):
             _wait_for_line(log, upgrade, "another db upgrade is running")
     returncodes = [upgrade.wait(timeout=READY_DEADLINE_SECONDS) for upgrade in upgrades]
@@ -141,7 +141,7 @@ def test_two_hosts_upgrading_at_once_take_turns(app, database_url, one_migration
         )
 
 
-def _flask_logging_to(log, database_url, *arguments):
+def _catalogue_logging_to(log, database_url, *arguments):
     with log.open("w") as output:
         return subprocess.Popen(
             catalogue_command(*arguments),

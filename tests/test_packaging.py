@@ -1,9 +1,13 @@
 """The project's metadata is what setuptools reads, and the locks cover the requirements."""
 
+import importlib.metadata
 import re
+import subprocess
 
+import setuptools
 from setuptools.config.setupcfg import read_configuration
 
+from deploy.commands import catalogue_command
 from helpers import ROOT
 
 
@@ -19,11 +23,28 @@ def test_setuptools_keeps_the_metadata_in_setup_cfg():
     assert f"## {metadata['version']}" in (ROOT / "CHANGELOG.md").read_text()
 
 
+def test_the_package_lists_every_package_of_app_and_the_migrations():
+    listed = set(read_configuration(ROOT / "setup.cfg")["options"]["packages"])
+    found = {f"app.{name}" for name in setuptools.find_packages(ROOT / "app")}
+    assert listed == {"app", *found, "app.migrations"}
+
+
+def test_the_version_is_defined_once_and_the_command_tells_it():
+    version = read_configuration(ROOT / "setup.cfg")["metadata"]["version"]
+    assert importlib.metadata.version("image-catalogue") == version  # make install's metadata
+    shown = subprocess.run(
+        catalogue_command("--version"), cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.split() == ["image-catalogue,", "version", version]
+    assert "version =" not in (ROOT / "pyproject.toml").read_text()
+
+
 def _pins(path):
     pins = {}
     for line in path.read_text().splitlines():
         if found := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line):
-            pins[found.group(1).lower().replace("_", "-")] = found.group(2)
+            # Compared by their normalized names (PEP 503): oslo.config is oslo-config.
+            pins[re.sub(r"[-_.]+", "-", found.group(1)).lower()] = found.group(2)
     return pins
 
 

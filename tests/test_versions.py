@@ -41,7 +41,7 @@ def test_public_base_url_wins_over_host_and_forwarded_headers(make_app):
 
 
 def test_hosts_outside_allowed_hosts_are_400(make_app):
-    client = make_app(TRUSTED_HOSTS=["images.example.com"]).test_client()
+    client = make_app(ALLOWED_HOSTS=["images.example.com"]).test_client()
     refused = client.get("/", headers={"Host": "evil.example"})
     assert refused.status_code == 400
     assert "evil.example" in refused.get_json()["error"]["message"]

@@ -1,4 +1,4 @@
-"""The command line: `flask --app wsgi images|tokens ...` (and Flask-Migrate's `db`)."""
+"""The app's commands, `images` and `tokens` (app/cli/main.py adds them to `image-catalogue`)."""
 
 # Each module adds its commands to the groups.
 from app.cli import check_plans, images, sources, sync_glance, tokens  # noqa: F401

@@ -115,7 +115,7 @@ def _samples(reader):
 
 def _callers(samples):
     member = Caller(samples["project"], frozenset({"member"}))
-    admin = Caller(samples["project"], frozenset({"admin"}))
+    admin = Caller(samples["project"], frozenset({"admin"}), is_admin=True)
     return [
         ("member", member, True),
         ("no project", Caller(None, frozenset({"member"})), True),

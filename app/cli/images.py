@@ -1,4 +1,4 @@
-"""`flask --app wsgi images import|generate`: load the catalogue."""
+"""`image-catalogue images import|generate`: load the catalogue."""
 
 import contextlib
 import os

@@ -1,4 +1,4 @@
-"""`flask --app wsgi images forget-source`: retire a source."""
+"""`image-catalogue images forget-source`: retire a source."""
 
 import click
 from flask import current_app

@@ -1,4 +1,4 @@
-"""`flask --app wsgi images sync-glance`: mirror a Glance database, once or continuously."""
+"""`image-catalogue images sync-glance`: mirror a Glance database, once or continuously."""
 
 import datetime as dt
 import signal
@@ -21,7 +21,7 @@ REFUSALS = (GlanceSchemaError, mirror.MirrorRefused, SourceBusy, SourceConflict)
 
 
 @images_cli.command("sync-glance")
-@click.argument("source_url", envvar="GLANCE_DATABASE_URL")
+@click.argument("source_url", required=False)
 @source_option("glance", "The mirror's source name: the images it loads are this source's.")
 @click.option("--follow", is_flag=True, help="Keep mirroring the changes, until stopped.")
 @seconds_option("--interval", 10, "--follow: seconds between passes.", minimum=0.1)
@@ -47,9 +47,10 @@ REFUSALS = (GlanceSchemaError, mirror.MirrorRefused, SourceBusy, SourceConflict)
 def sync_glance(source_url, source, follow, prune, allow_deletions, dry_run, **schedule):
     """Mirror the images of the Glance database at SOURCE_URL into the catalogue.
 
-    SOURCE_URL is an SQLAlchemy URL (mysql+pymysql://... or postgresql://...;
-    or set GLANCE_DATABASE_URL, which keeps the password out of `ps`). The
-    source is only ever read. Images come across as Glance v1 showed them;
+    SOURCE_URL is an SQLAlchemy URL (mysql+pymysql://... or postgresql://...);
+    without it, [glance_mirror] connection of the configuration (or
+    GLANCE_DATABASE_URL), which keeps the password out of `ps`. The source is
+    only ever read. Images come across as Glance v1 showed them;
     a run changes only what differs, one batch per transaction, and prints
     `N inserted, M updated, K unchanged`. With --follow it then keeps
     applying what changed (docs/operations.md, "Glance mirror").
@@ -60,6 +61,11 @@ def sync_glance(source_url, source, follow, prune, allow_deletions, dry_run, **s
         raise click.UsageError("--dry-run is for one run, not for --follow")
     if allow_deletions and not prune:
         raise click.UsageError("--allow-deletions goes with --prune")
+    source_url = source_url or current_app.config["GLANCE_DATABASE_URL"]
+    if not source_url:
+        raise click.UsageError(
+            "give SOURCE_URL, or set [glance_mirror] connection (GLANCE_DATABASE_URL)"
+        )
     try:
         if follow:
             _follow(source_url, source, **schedule)

@@ -1,4 +1,4 @@
-"""`flask --app wsgi tokens ...`: issue, list, revoke and purge API tokens."""
+"""`image-catalogue tokens ...`: issue, list, revoke and purge API tokens."""
 
 import click
 

@@ -6,7 +6,7 @@ start rather than serve an empty catalogue from a database nobody asked for.
 """
 
 import contextlib
-from pathlib import Path
+import importlib.resources
 
 import flask_sqlalchemy
 import psycopg2
@@ -31,7 +31,8 @@ __all__ = [
     "with_installed_driver",
 ]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# Alembic's scripts, installed with the package (setup.cfg maps migrations/ to app.migrations).
+MIGRATIONS_DIR = importlib.resources.files("app.migrations")
 
 
 class SQLAlchemy(flask_sqlalchemy.SQLAlchemy):
@@ -121,12 +122,12 @@ def schema_problem(reader):
     try:
         applied = {version for (version,) in reader.rows("SELECT version_num FROM alembic_version")}
     except psycopg2.errors.UndefinedTable:
-        return "the schema was never migrated (run: flask --app wsgi db upgrade)"
+        return "the schema was never migrated (run: image-catalogue db upgrade)"
     expected = current_app.extensions["schema_heads"]
     newer = applied and not applied & current_app.extensions["schema_revisions"]
     if applied != expected and not newer:
         return (
             f"the schema is at {', '.join(sorted(applied)) or 'no revision'}, this code needs "
-            f"{', '.join(sorted(expected))} (run: flask --app wsgi db upgrade)"
+            f"{', '.join(sorted(expected))} (run: image-catalogue db upgrade)"
         )
     return None

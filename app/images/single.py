@@ -26,13 +26,13 @@ def show_image_meta(image_id):
 
 @bp.get("/<image_id:image_id>")
 def download_image(image_id):
-    """Send the client to the Image service that holds the data (IMAGE_SERVICE_URL).
+    """Send the client to the Image service that holds the data ([DEFAULT] image_service_url).
 
     Glance v1 answered with the image's data; this catalogue holds none.
 
     :raises 404: as for HEAD, or an image that is not active (as Glance did).
     :raises 403: a deactivated image (as Glance did).
-    :raises 501: IMAGE_SERVICE_URL is not set.
+    :raises 501: [DEFAULT] image_service_url is not set.
     """
     row = _visible_image(image_id)
     image_id, status = row[repository.ID], row[repository.STATUS]

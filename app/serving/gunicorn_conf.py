@@ -1,35 +1,33 @@
-"""gunicorn settings for the image catalogue (`gunicorn -c app/serving/gunicorn_conf.py wsgi:app`).
+"""gunicorn settings for the image catalogue, used by `image-catalogue serve`.
 
-HOST, PORT and WEB_CONCURRENCY override the bind address and worker count.
+serve passes the bind address and the worker count from the configuration
+([DEFAULT] bind_host, bind_port, workers) on gunicorn's command line.
 Loaded by path, never imported as part of `app`: the master process must not
 load the service's code, which a reload (HUP) would then not replace. Reading
 this file has no side effects; the hooks below act when gunicorn starts.
 """
 
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '8080'}"
-# deploy/systemd/image-catalogue@.service names each instance and its pidfile.
+# systemd/image-catalogue@.service names each instance and its pidfile.
 proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
-# gunicorn's guide, about two workers per core plus one: on two cores no
-# other count was clearly better at 16 connections, preload_app only at 64,
-# and gthread was worse (bench/results/gunicorn.md). No preload_app: a
+# Sync workers, about two per core plus one (serve's default): on two cores
+# no other count was clearly better at 16 connections, preload_app only at
+# 64, and gthread was worse (bench/results/gunicorn.md). No preload_app: a
 # reload must load new code.
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
 # Behind nginx, which buffers slow clients; a request that takes longer is stuck.
 timeout = 30
 # SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
 keepalive = 5
-# Close to the nginx site's limits (templates/nginx-site.conf.in): a longer request line is a 414, a
-# longer header field a 400.
+# Close to the nginx site's limits (templates/nginx-site.conf.in): a longer
+# request line is a 414, a longer header field a 400.
 limit_request_line = 8190
 limit_request_field_size = 8190
 limit_request_fields = 100
@@ -51,7 +49,11 @@ def on_starting(server):
     # The settings are checked in a child process: importing the app into the
     # master would make the workers of a reload (HUP) fork its old code.
     check = subprocess.run(
-        [sys.executable, "-c", "from app.config import exit_on_startup_problem as check; check()"],
+        [
+            sys.executable,
+            "-c",
+            "from app.config.checks import exit_on_startup_problem; exit_on_startup_problem()",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -3,15 +3,10 @@
 Production: HTTPS on 443 with the given certificate, plain HTTP redirected to
 it, `server_name` only (any other Host gets no answer), /metrics for an
 allow-list. Loopback (tests, bench): the same site over plain HTTP on one
-address. Both share every proxying rule and limit.
-
-    python -m app.serving.nginx_site --server-name images.example.com \\
-        --certificate /etc/ssl/certs/images.pem --certificate-key /etc/ssl/private/images.key \\
-        --upstream 127.0.0.1:8080 --upstream 127.0.0.1:8081 --metrics-allow 10.0.0.0/8 \\
-        > /etc/nginx/sites-available/image-catalogue
+address. Both share every proxying rule and limit. `image-catalogue
+nginx-site` prints the production site (docs/operations.md, "nginx").
 """
 
-import argparse
 import importlib.resources
 from dataclasses import dataclass, field
 
@@ -82,43 +77,3 @@ class Site:
             ACCESS_LOG=self.access_log,
             AUTHORITY=authority,
         )
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server-name", required=True, help="the host name clients use")
-    parser.add_argument("--certificate", required=True, help="PEM certificate (chain) path")
-    parser.add_argument("--certificate-key", required=True, help="PEM private key path")
-    parser.add_argument(
-        "--upstream",
-        action="append",
-        required=True,
-        help="a gunicorn instance, HOST:PORT (repeat for each)",
-    )
-    parser.add_argument(
-        "--metrics-allow",
-        action="append",
-        default=["127.0.0.1"],
-        help="an address or CIDR allowed to GET /metrics (repeatable; 127.0.0.1 always)",
-    )
-    parser.add_argument("--https-address", default="443", help="listen address for HTTPS")
-    parser.add_argument("--http-address", default="80", help="listen address for the redirect")
-    parser.add_argument("--access-log", default=Site.access_log, help="nginx access log path")
-    options = parser.parse_args()
-    print(
-        Site(
-            upstreams=options.upstream,
-            server_name=options.server_name,
-            certificate=options.certificate,
-            certificate_key=options.certificate_key,
-            https_address=options.https_address,
-            http_address=options.http_address,
-            metrics_allow=options.metrics_allow,
-            access_log=options.access_log,
-        ).render(),
-        end="",
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -21,7 +21,7 @@ ERROR_MEANINGS = {
     "401": "Missing, unknown or expired token.",
     "403": "The token has none of the allowed roles (for an image's data: it is deactivated).",
     "404": "No such image, or one the caller may not see (the same answer).",
-    "501": "IMAGE_SERVICE_URL is not set: the message says where image data is served.",
+    "501": "[DEFAULT] image_service_url is not set: the message says where image data is served.",
     "503": "The database is unavailable; retry after Retry-After seconds.",
 }
 ERROR = {

@@ -1,0 +1,110 @@
+"""The commands that need no app: serve, check-config, nginx-site, shipped-file."""
+
+import importlib.resources
+import multiprocessing
+import os
+import sys
+
+import click
+
+from app import policy
+from app.config import ConfigurationError, config_file, load
+from app.config.checks import problems
+from app.serving import GUNICORN_SETTINGS
+from app.serving.nginx_site import Site
+
+# What `shipped-file` prints: (package, file) by name.
+SHIPPED = {
+    "image-catalogue.conf.sample": ("app.config", "image-catalogue.conf.sample"),
+    "image-catalogue@.service": ("app.serving", "systemd/image-catalogue@.service"),
+    "image-catalogue-glance-follower.service": (
+        "app.serving",
+        "systemd/image-catalogue-glance-follower.service",
+    ),
+}
+
+
+def _configuration():
+    """The ConfigOpts of the configuration file and the environment; exit in one line if wrong."""
+    try:
+        return load(config_file())
+    except ConfigurationError as problem:
+        sys.exit(f"image-catalogue: {problem}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--app",
+    "target",
+    default="app:create_app()",
+    show_default=True,
+    help="The WSGI app gunicorn serves (the benchmark serves a hello app to measure the stack).",
+)
+@click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
+def serve(target, gunicorn_options):
+    """Serve the API with gunicorn and the shipped settings (GUNICORN_OPTIONS after them).
+
+    It binds to [DEFAULT] bind_host:bind_port (HOST, PORT) with [DEFAULT]
+    workers (WEB_CONCURRENCY) sync workers; gunicorn replaces this process.
+    """
+    conf = _configuration()
+    workers = conf.workers or multiprocessing.cpu_count() * 2 + 1
+    arguments = [
+        *("-m", "gunicorn", "-c", str(GUNICORN_SETTINGS)),
+        *("--bind", f"{conf.bind_host}:{conf.bind_port}", "--workers", str(workers)),
+        *gunicorn_options,
+        target,
+    ]
+    os.execv(sys.executable, [sys.executable, *arguments])
+
+
+@click.command("check-config")
+def check_config():
+    """Check the configuration file, the environment's overrides and the policy file.
+
+    Names each problem on a line of its own and exits 1, or says OK.
+    """
+    path = config_file()
+    conf = _configuration()
+    found = problems(conf)
+    try:
+        policy.enforcer(conf)
+    except ConfigurationError as problem:
+        found.append(str(problem))
+    for problem in found:
+        click.echo(problem, err=True)
+    if found:
+        sys.exit(1)
+    click.echo(f"{path or 'no configuration file (the environment only)'}: OK")
+
+
+@click.command("nginx-site")
+@click.option("--server-name", required=True, help="The host name clients use.")
+@click.option("--certificate", required=True, help="PEM certificate (chain) path.")
+@click.option("--certificate-key", required=True, help="PEM private key path.")
+@click.option(
+    "--upstream", "upstreams", multiple=True, required=True, help="A gunicorn instance, HOST:PORT."
+)
+@click.option(
+    "--metrics-allow",
+    multiple=True,
+    help="An address or CIDR allowed to GET /metrics (repeatable; 127.0.0.1 always).",
+)
+@click.option("--https-address", default="443", show_default=True)
+@click.option("--http-address", default="80", show_default=True, help="For the redirect.")
+@click.option("--access-log", default=Site.access_log, show_default=True)
+def nginx_site(upstreams, metrics_allow, **options):
+    """Print the production nginx site (HTTPS, redirect, /metrics allow-list) for the upstreams."""
+    site = Site(upstreams=list(upstreams), metrics_allow=["127.0.0.1", *metrics_allow], **options)
+    click.echo(site.render(), nl=False)
+
+
+@click.command("shipped-file")
+@click.argument("name", type=click.Choice(sorted(SHIPPED)))
+def shipped_file(name):
+    """Print a file the package ships: the sample configuration, the systemd units."""
+    package, path = SHIPPED[name]
+    click.echo((importlib.resources.files(package) / path).read_text(), nl=False)
+
+
+COMMANDS = [serve, check_config, nginx_site, shipped_file]

@@ -1,0 +1,1 @@
+"""Alembic's migrations, installed as app.migrations (setup.cfg): found from the package."""
