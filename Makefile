@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock \
-	dist sample-config clean
+	dist image sample-config clean
 
 install: $(INSTALLED)
 
@@ -27,8 +27,8 @@ run: install
 test: install
 	$(BIN)/python -m pytest -m "not drill"
 
-# The drills run real nginx, PgBouncer, MariaDB and promtool: installed if missing.
-DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd
+# The drills run real nginx, PgBouncer, MariaDB, promtool and podman: installed if missing.
+DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd podman runc debootstrap
 drills: install
 	.ci/install-tools $(DRILL_PACKAGES)
 	$(BIN)/python -m pytest -m drill
@@ -68,6 +68,11 @@ lock: install
 dist: install
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --outdir dist .
+
+# The container image (deploy/container/Containerfile, podman), tagged image-catalogue:VERSION.
+image: dist
+	.ci/install-tools podman runc debootstrap
+	$(BIN)/python -m deploy.podman build
 
 # The sample configuration, from the option declarations (a test holds them equal).
 sample-config: install
