@@ -1,4 +1,4 @@
-"""The app's commands, `images` and `tokens` (app/cli/main.py adds them to `image-catalogue`)."""
+"""The app's commands, `images` and `tokens` (app/__main__.py adds them to `image-catalogue`)."""
 
 # Each module adds its commands to the groups.
 from app.cli import check_plans, images, sources, sync_glance, tokens  # noqa: F401

@@ -10,14 +10,10 @@ from keystoneauth1 import loading
 from oslo_config import cfg
 from oslo_policy import opts as policy_options
 
-from app import policy
 from app.config import (
     EMBEDDED,
     KEYSTONE,
-    ConfigurationError,
-    config_file,
     invalid_reason,
-    load,
     option_groups,
     settings,
     unknown_auth_plugin,
@@ -31,21 +27,6 @@ def startup_problem(conf):
     if problem is None and values["AUTH_STRATEGY"] == "keystone":
         problem = keystone_problem(conf)
     return problem
-
-
-def exit_on_startup_problem():
-    """Exit with why this process's configuration cannot serve (status 1), or 0.
-
-    app/serving/gunicorn_conf.py runs it in a child process before any worker starts.
-    """
-    try:
-        conf = load(config_file())
-        problem = startup_problem(conf)
-        if problem is None:
-            policy.enforcer(conf)
-    except ConfigurationError as error:
-        problem = str(error)
-    raise SystemExit(problem)
 
 
 def database_url_problem(url):

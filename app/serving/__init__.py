@@ -2,5 +2,24 @@
 
 import importlib.resources
 
+from app import policy
+from app.config import ConfigurationError, config_file, load
+from app.config.checks import startup_problem
+
 # gunicorn -c GUNICORN_SETTINGS (read by path: see the file's docstring).
 GUNICORN_SETTINGS = importlib.resources.files(__package__) / "gunicorn_conf.py"
+
+
+def exit_on_startup_problem():
+    """Exit with why this process's configuration cannot serve (status 1), or 0.
+
+    gunicorn_conf.py runs it in a child process before any worker starts.
+    """
+    try:
+        conf = load(config_file())
+        problem = startup_problem(conf)
+        if problem is None:
+            policy.enforcer(conf)
+    except ConfigurationError as error:
+        problem = str(error)
+    raise SystemExit(problem)

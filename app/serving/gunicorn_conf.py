@@ -52,7 +52,7 @@ def on_starting(server):
         [
             sys.executable,
             "-c",
-            "from app.config.checks import exit_on_startup_problem; exit_on_startup_problem()",
+            "from app.serving import exit_on_startup_problem; exit_on_startup_problem()",
         ],
         capture_output=True,
         text=True,
