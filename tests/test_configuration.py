@@ -51,6 +51,14 @@ def test_commands_exit_with_the_reason_in_one_line_when_the_database_url_is_wron
     ]
 
 
+def test_a_command_on_a_database_never_migrated_says_so_in_one_line(empty_database):
+    result = _command({"DATABASE_URL": empty_database}, "tokens", "list")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: the catalogue's database lacks this release's schema (")
+    assert line.endswith("nothing was changed (run: image-catalogue db upgrade)")
+
+
 def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_database):
     client = make_app(DATABASE_URL=empty_database).test_client()
     response = client.get("/readyz")
@@ -94,6 +102,17 @@ def test_a_file_setting_changes_what_the_service_does(
     client = create_app(load(path, environ={})).test_client()
     response = client.get("/v1.1/images/detail", headers={"X-Auth-Token": make_token()})
     assert len(response.get_json()["images"]) == 2
+
+
+def test_a_database_url_in_the_file_is_taken_as_written(app, tmp_path, database_url):
+    # libpq's query parameters (sslmode, sslrootcert, ...) pass whole; only $ is special: $$.
+    separator = "&" if "?" in database_url else "?"
+    written = f"{database_url}{separator}sslmode=disable&application_name=catalogue%20a$$b"
+    path = _config(tmp_path, f"[database]\nconnection = {written}")
+    url = settings(load(path, environ={}))["SQLALCHEMY_DATABASE_URI"]
+    assert url == written.replace("$$", "$")
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "tokens", "list")
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_missing_or_broken_file_is_named_in_one_line(tmp_path):

@@ -1,14 +1,19 @@
 """The command groups (`images`, `tokens`), and the options several commands share.
 
-A database that cannot be reached is one line, not a traceback.
+A database that cannot be reached, or lacks this release's schema, is one
+line, not a traceback.
 """
 
 import click
+import psycopg2.errors
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from app.db import error_summary
 from app.loading.sources import name_problem
+
+# What a database never migrated, or migrated by an older release, answers.
+SCHEMA_BEHIND = (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn)
 
 
 class CatalogueGroup(AppGroup):
@@ -19,6 +24,13 @@ class CatalogueGroup(AppGroup):
             raise click.ClickException(
                 f"the catalogue's database could not be reached ({error_summary(error)}); "
                 "nothing was changed"
+            ) from None
+        except sa.exc.ProgrammingError as error:
+            if not isinstance(error.orig, SCHEMA_BEHIND):
+                raise
+            raise click.ClickException(
+                f"the catalogue's database lacks this release's schema ({error_summary(error)}); "
+                "nothing was changed (run: image-catalogue db upgrade)"
             ) from None
 
 
