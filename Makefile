@@ -76,7 +76,8 @@ image: dist
 
 # The sample configuration, from the option declarations (a test holds them equal).
 sample-config: install
-	$(BIN)/python -m app.config.sample > app/config/image-catalogue.conf.sample
+	$(BIN)/python -m app.config.sample > app/config/image-catalogue.conf.sample.new
+	mv app/config/image-catalogue.conf.sample.new app/config/image-catalogue.conf.sample
 
 lint: install
 	$(BIN)/ruff check .

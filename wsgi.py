@@ -1,12 +1,8 @@
 """The WSGI app for a server other than `image-catalogue serve` (uWSGI, mod_wsgi): wsgi:app."""
 
-import sys
-
 from app import create_app
-from app.config import ConfigurationError
+from app.config import one_line_exit
 
-try:
+# A wrong setting is one line in the server's log, not a traceback.
+with one_line_exit():
     app = create_app()
-except ConfigurationError as problem:
-    # The server's log then says what is wrong in one line, not a traceback.
-    sys.exit(f"image-catalogue: {problem}")

@@ -9,22 +9,19 @@ file, then the environment); the others need none.
 
 import importlib.metadata
 import os
-import sys
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, ScriptInfo
+from flask_migrate.cli import db as db_cli
 
-from app.cli import serving
-from app.config import ConfigurationError
+from app import create_app
+from app.cli import images_cli, serving, tokens_cli
+from app.config import one_line_exit
 
 
 def _create_app():
-    from app import create_app
-
-    try:
+    with one_line_exit():
         return create_app()
-    except ConfigurationError as problem:
-        sys.exit(f"image-catalogue: {problem}")
 
 
 def _use_config_file(ctx, param, path):
@@ -34,13 +31,9 @@ def _use_config_file(ctx, param, path):
     return path
 
 
-cli = FlaskGroup(
+cli = AppGroup(
     name="image-catalogue",
-    help=__doc__.splitlines()[0].split(": ", 1)[1],
-    create_app=_create_app,
-    add_default_commands=False,
-    add_version_option=False,
-    load_dotenv=False,
+    help="The image catalogue: serve the Glance v1 API, migrate, load images, manage tokens.",
     params=[
         click.Option(
             ["--config-file"],
@@ -54,12 +47,14 @@ cli = FlaskGroup(
     ],
 )
 cli = click.version_option(importlib.metadata.version("image-catalogue"))(cli)
-for command in serving.COMMANDS:
+for command in (db_cli, images_cli, tokens_cli, *serving.COMMANDS):
     cli.add_command(command)
 
 
 def main():
-    cli.main(prog_name="image-catalogue")
+    # The app is made when a command that needs it runs, never for --help.
+    info = ScriptInfo(create_app=_create_app, set_debug_flag=False)
+    cli.main(prog_name="image-catalogue", obj=info)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from pathlib import Path
 import flask_migrate
 
 from app import create_app
-from app.config import ConfigurationError, config_file, load
+from app.config import config_file, load, one_line_exit, settings
 from app.db import db
 from app.loading import jsonl, upsert
+from app.serving import address
 from app.tokens import issue_token
 from deploy.gunicorn_process import start_gunicorn
 from deploy.processes import ProcessFailed, answers, wait_until_answering
@@ -25,17 +26,17 @@ DEMO_PROJECT = "demo-project"
 
 
 def main():
-    try:
+    with one_line_exit():
         conf = load(config_file())
-    except ConfigurationError as problem:
-        sys.exit(f"image-catalogue: {problem}")
+        values = settings(conf)
     # Where `image-catalogue serve` will bind: [DEFAULT] bind_host, bind_port (HOST, PORT).
-    base_url = f"http://{conf.bind_host}:{conf.bind_port}"
+    base_url = f"http://{address(values['HOST'], values['PORT'])}"
     if answers(base_url):
         sys.exit(
             f"Something already answers on {base_url}/ (another make run?); stop it or set PORT."
         )
-    app = create_app(conf)
+    with one_line_exit():
+        app = create_app(conf)
     with app.app_context():
         flask_migrate.upgrade()
         if upsert.is_empty(db.session):

@@ -55,8 +55,14 @@ def podman_ready():
             if header in text
             else (f"{text}\n{header}\n{line}\n")
         )
-    CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
-    CONTAINERS_CONF.write_text(text)
+    try:
+        CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
+        CONTAINERS_CONF.write_text(text)
+    except PermissionError:
+        needed = "; ".join(
+            f"[{section}] {key} = {value}" for section, (key, value) in NEEDED.items()
+        )
+        raise ProcessFailed(f"{CONTAINERS_CONF} needs {needed}: run as root") from None
 
 
 def ensure_base(log=print):
@@ -85,7 +91,7 @@ def _debian_mirror():
     for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
         for word in path.read_text(errors="replace").split() if path.is_file() else []:
             if word.startswith("http") and word.rstrip("/").endswith("/debian"):
-                return word
+                return word.rstrip("/")
     return "http://deb.debian.org/debian"
 
 
@@ -178,7 +184,10 @@ def main():
         sys.exit("usage: python -m deploy.podman build")
     if shutil.which("podman") is None:
         sys.exit("podman is not installed (make image installs it)")
-    build(log=lambda message: print(message, file=sys.stderr))
+    try:
+        build(log=lambda message: print(message, file=sys.stderr))
+    except ProcessFailed as problem:
+        sys.exit(f"make image: {problem}")
 
 
 if __name__ == "__main__":

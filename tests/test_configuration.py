@@ -11,6 +11,7 @@ import pytest
 from app import create_app
 from app.config import ConfigurationError, load, settings
 from app.config.sample import SAMPLE, generate
+from app.serving import address
 from deploy.commands import catalogue_command
 from deploy.processes import ProcessFailed
 from helpers import ROOT
@@ -55,8 +56,8 @@ def test_a_command_on_a_database_never_migrated_says_so_in_one_line(empty_databa
     result = _command({"DATABASE_URL": empty_database}, "tokens", "list")
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: the catalogue's database lacks this release's schema (")
-    assert line.endswith("nothing was changed (run: image-catalogue db upgrade)")
+    assert line.startswith('Error: a table or column is missing (relation "api_tokens" does')
+    assert line.endswith("lacks this release's schema: run image-catalogue db upgrade)")
 
 
 def test_readyz_is_503_when_the_schema_was_never_migrated(make_app, empty_database):
@@ -113,6 +114,41 @@ def test_a_database_url_in_the_file_is_taken_as_written(app, tmp_path, database_
     assert url == written.replace("$$", "$")
     result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "tokens", "list")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_variable_is_taken_as_written_and_a_stray_dollar_in_the_file_is_named(tmp_path):
+    url = "postgresql://catalogue:pa$sw0rd$$@db/catalogue"
+    assert settings(load(environ={"DATABASE_URL": url}))["SQLALCHEMY_DATABASE_URI"] == url
+    path = _config(tmp_path, "[database]\nconnection = postgresql://catalogue:pa$sw0rd@db/x")
+    with pytest.raises(ConfigurationError, match=r"^\[database\] connection: a \$ there refers"):
+        settings(load(path, environ={}))
+
+
+def test_keystone_variables_fill_in_the_plugin_the_file_names(tmp_path):
+    path = _config(tmp_path, "[keystone_authtoken]\nauth_type = password\nusername = catalogue")
+    conf = load(path, environ={"KEYSTONE_AUTHTOKEN_PASSWORD": "from-a-secret"})
+    assert conf.keystone_authtoken.password == "from-a-secret"
+    assert conf.keystone_authtoken.username == "catalogue"
+
+
+def test_help_and_version_need_no_configuration():
+    result = _command({"DATABASE_URL": "mysql://not/ours"}, "--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "db", "images", "tokens", "check-config"):
+        assert f"  {command} " in result.stdout
+
+
+def test_an_ipv6_bind_address_is_bracketed():
+    assert (address("::", 8080), address("127.0.0.1", 8080)) == ("[::]:8080", "127.0.0.1:8080")
+
+
+def test_serve_names_a_wrong_bind_address_in_one_line(tmp_path):
+    path = _config(tmp_path, "[DEFAULT]\nbind_port = http")
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "serve")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "image-catalogue: [DEFAULT] bind_port: invalid literal for int() with base 10: 'http'"
+    ]
 
 
 def test_a_missing_or_broken_file_is_named_in_one_line(tmp_path):

@@ -51,7 +51,10 @@ def test_the_image_migrates_loads_and_serves_through_a_restart(image, postgres, 
     config.write_text(f"[DEFAULT]\nbind_port = {port}\n[database]\nconnection = {postgres.url()}\n")
     config.chmod(0o644)
     volume = f"{config}:/etc/image-catalogue/image-catalogue.conf:ro"
-    container = podman.Container(image, f"image-catalogue-drill-{port}", volumes=[volume])
+    # The image listens on every address (HOST=0.0.0.0); on the host's network, loopback only.
+    container = podman.Container(
+        image, f"image-catalogue-drill-{port}", volumes=[volume], environment={"HOST": "127.0.0.1"}
+    )
     try:
         container.wait_until_healthy()
         assert _listed(port, token.strip()) == ["in-a-container"]

@@ -29,8 +29,9 @@ class CatalogueGroup(AppGroup):
             if not isinstance(error.orig, SCHEMA_BEHIND):
                 raise
             raise click.ClickException(
-                f"the catalogue's database lacks this release's schema ({error_summary(error)}); "
-                "nothing was changed (run: image-catalogue db upgrade)"
+                f"a table or column is missing ({error_summary(error)}); nothing was changed "
+                "(the catalogue's database lacks this release's schema: run image-catalogue "
+                "db upgrade)"
             ) from None
 
 

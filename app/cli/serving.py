@@ -8,9 +8,9 @@ import sys
 import click
 
 from app import policy
-from app.config import ConfigurationError, config_file, load
+from app.config import ConfigurationError, config_file, load, one_line_exit, settings
 from app.config.checks import problems
-from app.serving import GUNICORN_SETTINGS
+from app.serving import GUNICORN_SETTINGS, address
 from app.serving.nginx_site import Site
 
 # What `shipped-file` prints: (package, file) by name.
@@ -26,10 +26,8 @@ SHIPPED = {
 
 def _configuration():
     """The ConfigOpts of the configuration file and the environment; exit in one line if wrong."""
-    try:
+    with one_line_exit():
         return load(config_file())
-    except ConfigurationError as problem:
-        sys.exit(f"image-catalogue: {problem}")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -47,11 +45,12 @@ def serve(target, gunicorn_options):
     It binds to [DEFAULT] bind_host:bind_port (HOST, PORT) with [DEFAULT]
     workers (WEB_CONCURRENCY) sync workers; gunicorn replaces this process.
     """
-    conf = _configuration()
-    workers = conf.workers or multiprocessing.cpu_count() * 2 + 1
+    with one_line_exit():
+        values = settings(_configuration())
+    workers = values["WEB_CONCURRENCY"] or multiprocessing.cpu_count() * 2 + 1
     arguments = [
         *("-m", "gunicorn", "-c", str(GUNICORN_SETTINGS)),
-        *("--bind", f"{conf.bind_host}:{conf.bind_port}", "--workers", str(workers)),
+        *("--bind", address(values["HOST"], values["PORT"]), "--workers", str(workers)),
         *gunicorn_options,
         target,
     ]

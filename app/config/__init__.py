@@ -9,7 +9,9 @@ app/config/options.py) overrides the file; one left empty counts as unset.
 oslo.policy themselves, from the same ConfigOpts.
 """
 
+import contextlib
 import os
+import sys
 
 from keystoneauth1 import exceptions as keystoneauth_errors
 from keystoneauth1 import loading
@@ -59,7 +61,11 @@ def load(path=None, environ=os.environ):
             validate_default_values=True,
             use_env=False,
         )
-    except (cfg.ConfigFilesNotFoundError, cfg.ConfigFileParseError) as error:
+    except (
+        cfg.ConfigFilesNotFoundError,
+        cfg.ConfigFilesPermissionDeniedError,
+        cfg.ConfigFileParseError,
+    ) as error:
         raise ConfigurationError(str(error)) from None
     _apply_environment(conf, environ)
     return conf
@@ -88,6 +94,15 @@ def _value(conf, setting):
         raise ConfigurationError(
             f"[{setting.section}] {setting.option.dest}: {invalid_reason(error)}"
         ) from None
+    except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as error:
+        raise ConfigurationError(
+            substitution_problem(setting.section, setting.option.dest, error)
+        ) from None
+
+
+def substitution_problem(section, name, error):
+    """A value whose $ oslo.config read as a reference to another option, in one line."""
+    return f"[{section}] {name}: a $ there refers to another option ({error}); write a $ as $$"
 
 
 def invalid_reason(error):
@@ -103,14 +118,14 @@ def _apply_environment(conf, environ):
     for variable, (section, name) in LIBRARY_VARIABLES.items():
         if variable in given:
             _override(conf, variable, section, name, given)
-    keystone = sorted(
-        (name for name in given if name.startswith(KEYSTONE_PREFIX)),
-        key=lambda name: name != KEYSTONE_PREFIX + "AUTH_TYPE",  # first: it adds options
-    )
-    for variable in keystone:
-        if variable == KEYSTONE_PREFIX + "AUTH_TYPE":
-            _override(conf, variable, KEYSTONE, "auth_type", given)
-            register_auth_plugin(conf)
+    # auth_type first, from the file or its variable: its plugin adds the options
+    # (username, password, ...) the other variables may set.
+    auth_type = KEYSTONE_PREFIX + "AUTH_TYPE"
+    if auth_type in given:
+        _override(conf, auth_type, KEYSTONE, "auth_type", given)
+    register_auth_plugin(conf)
+    for variable in sorted(given):
+        if not variable.startswith(KEYSTONE_PREFIX) or variable == auth_type:
             continue
         name = variable.removeprefix(KEYSTONE_PREFIX).lower()
         try:
@@ -118,12 +133,13 @@ def _apply_environment(conf, environ):
         except cfg.NoSuchOptError:
             problem = unknown_auth_plugin(conf) or f"{variable} names no option of [{KEYSTONE}]"
             raise ConfigurationError(problem) from None
-    register_auth_plugin(conf)
 
 
 def _override(conf, variable, section, name, given):
+    # A variable's value is taken as written: oslo.config would read $ as a reference.
+    value = given[variable].replace("$", "$$")
     try:
-        conf.set_override(name, given[variable], group=None if section == "DEFAULT" else section)
+        conf.set_override(name, value, group=None if section == "DEFAULT" else section)
     except ValueError as error:
         raise ConfigurationError(
             f"{variable}={given[variable]!r} is not valid for [{section}] {name}: {error}"
@@ -147,6 +163,15 @@ def set_library_defaults(conf=None):
     oslo-config-generator calls it too (setup.cfg), so the sample shows them.
     """
     policy_options.set_defaults(conf or cfg.ConfigOpts(), policy_file=DEFAULT_POLICY_FILE)
+
+
+@contextlib.contextmanager
+def one_line_exit():
+    """Exit with `image-catalogue: <the problem>` (status 1) on a ConfigurationError."""
+    try:
+        yield
+    except ConfigurationError as problem:
+        sys.exit(f"image-catalogue: {problem}")
 
 
 def register_auth_plugin(conf):

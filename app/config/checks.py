@@ -16,6 +16,7 @@ from app.config import (
     invalid_reason,
     option_groups,
     settings,
+    substitution_problem,
     unknown_auth_plugin,
 )
 
@@ -115,10 +116,12 @@ def _unknown_names(conf, known):
 def _bad_values(conf, known):
     for section in known:
         group = conf if section == "DEFAULT" else conf[section]
-        for name in known[section]:
+        for name in sorted(known[section]):
+            if name not in group:
+                continue  # a deprecated name, read under its new one
             try:
                 group[name]
-            except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
-                continue  # a deprecated name, read under its new one
             except (cfg.ConfigFileValueError, cfg.ConfigSourceValueError, ValueError) as error:
                 yield f"[{section}] {name}: {invalid_reason(error)}"
+            except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as error:
+                yield substitution_problem(section, name, error)

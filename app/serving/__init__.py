@@ -10,6 +10,11 @@ from app.config.checks import startup_problem
 GUNICORN_SETTINGS = importlib.resources.files(__package__) / "gunicorn_conf.py"
 
 
+def address(host, port):
+    """HOST:PORT as gunicorn binds it and a URL names it ([::1]:8080 for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def exit_on_startup_problem():
     """Exit with why this process's configuration cannot serve (status 1), or 0.
 

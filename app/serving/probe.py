@@ -6,17 +6,17 @@ The container image's HEALTHCHECK: it asks the address and port the configuratio
 import sys
 import urllib.request
 
-from app.config import ConfigurationError, config_file, load
+from app.config import ConfigurationError, config_file, load, settings
+from app.serving import address
 
 EVERY_ADDRESS = ("0.0.0.0", "::")
 
 
 def main():
     try:
-        conf = load(config_file())
-        host = "127.0.0.1" if conf.bind_host in EVERY_ADDRESS else conf.bind_host
-        host = f"[{host}]" if ":" in host else host
-        url = f"http://{host}:{conf.bind_port}/healthcheck"
+        values = settings(load(config_file()))
+        host = "127.0.0.1" if values["HOST"] in EVERY_ADDRESS else values["HOST"]
+        url = f"http://{address(host, values['PORT'])}/healthcheck"
         with urllib.request.urlopen(url, timeout=3) as answer:
             return 0 if answer.status == 200 else 1
     except (ConfigurationError, OSError) as problem:
