@@ -28,7 +28,8 @@ test: install
 	$(BIN)/python -m pytest -m "not drill"
 
 # The drills run real nginx, PgBouncer, MariaDB, promtool and podman: installed if missing.
-DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd podman runc debootstrap
+PODMAN_PACKAGES := podman runc debootstrap
+DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd $(PODMAN_PACKAGES)
 drills: install
 	.ci/install-tools $(DRILL_PACKAGES)
 	$(BIN)/python -m pytest -m drill
@@ -71,7 +72,7 @@ dist: install
 
 # The container image (deploy/container/Containerfile, podman), tagged image-catalogue:VERSION.
 image: dist
-	.ci/install-tools podman runc debootstrap
+	.ci/install-tools $(PODMAN_PACKAGES)
 	$(BIN)/python -m deploy.podman build
 
 # The sample configuration, from the option declarations (a test holds them equal).

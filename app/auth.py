@@ -57,7 +57,7 @@ def _caller_from_token_table():
         if found is None:
             return None
         caller, expires_at = found
-        caller = dataclasses.replace(caller, is_admin=_is_admin(caller))
+        caller = _with_policy(caller)
         cache.put(digest, caller, expires_at)
     return caller
 
@@ -77,9 +77,11 @@ def _caller_from_keystone_headers():
         roles=frozenset(role.strip() for role in roles.split(",") if role.strip()),
         affinity=hash_token(request.headers.get("X-Auth-Token", "")),
     )
-    return dataclasses.replace(caller, is_admin=_is_admin(caller))
+    return _with_policy(caller)
 
 
-def _is_admin(caller):
+def _with_policy(caller):
+    """`caller`, an admin if the policy's context_is_admin rule says so."""
     enforcer = current_app.extensions["policy"]
-    return policy.is_admin(enforcer, caller.project_id, caller.roles)
+    is_admin = policy.is_admin(enforcer, caller.project_id, caller.roles)
+    return dataclasses.replace(caller, is_admin=is_admin)

@@ -13,10 +13,11 @@ from typing import NamedTuple
 import psycopg2
 import sqlalchemy as sa
 
+from app import create_app
 from app import db as database
+from app.config import load
 from app.db import embedded
-from deploy import CHECKOUT
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
 # What docs/operations.md asks of a production server, on this one too: the
@@ -29,6 +30,12 @@ DEEP_PAGE = 200
 def database_url(pgdata=BENCH_PGDATA):
     """DATABASE_URL when set, else the URL of the benchmark's own server (start_server)."""
     return os.environ.get("DATABASE_URL") or start_server(pgdata).get_uri()
+
+
+def catalogue_app(pgdata=BENCH_PGDATA):
+    """The environment the benchmark's commands run in (its DATABASE_URL), and an app on it."""
+    environment = {**os.environ, "DATABASE_URL": database_url(pgdata)}
+    return environment, create_app(load(environ=environment))
 
 
 def start_server(pgdata=BENCH_PGDATA):
@@ -61,13 +68,8 @@ def _apply_settings(url):
 
 
 def catalogue(environment, *arguments, capture=False):
-    result = subprocess.run(
-        catalogue_command(*arguments),
-        cwd=CHECKOUT,
-        env=environment,
-        check=True,
-        text=True,
-        stdout=subprocess.PIPE if capture else None,
+    result = run_catalogue(
+        *arguments, env=environment, check=True, stdout=subprocess.PIPE if capture else None
     )
     return result.stdout
 

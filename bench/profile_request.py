@@ -15,9 +15,7 @@ import time
 
 from werkzeug.datastructures import MultiDict
 
-from app import create_app
 from app import db as database
-from app.config import load
 from app.images import repository
 from app.images.routes import _encoder, dump_detail
 from app.images.schemas import ImageQuerySchema, ImageSchema, query_params
@@ -44,9 +42,7 @@ def main():
     parser.add_argument("--runs", type=int, default=2000)
     options = parser.parse_args()
     # A catalogue of its own: --count differs from make bench's, which would reload its own.
-    url = bench_database.database_url(PROFILE_PGDATA)
-    environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
+    environment, app = bench_database.catalogue_app(PROFILE_PGDATA)
     # The access log is written as in production, to a stream that costs nothing.
     app.logger.handlers[0].stream = open(os.devnull, "w")  # noqa: SIM115
     bench_database.prepare_catalogue(app, environment, options.count)

@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,20 +20,16 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from app import create_app
-from app.config import load
 from bench import database, report
 from bench.serving import CpuMeter, median_cell, named, rss_mb, served, tree, wrk
-from deploy import CHECKOUT
 from deploy.cluster import Bouncer
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 
 
 def main():
     options = _arguments()
-    url = database.database_url()
-    environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
+    environment, app = database.catalogue_app()
+    url = environment["DATABASE_URL"]
     database.prepare_catalogue(app, environment, options.count)
     tokens = database.issue_tokens(environment)
     types = database.request_types(app, tokens)
@@ -156,12 +151,8 @@ def _tiers(environment, url, request, options):
 
 def _check_plans(environment):
     """Run `images check-plans` (its own thresholds); keep its report, return its summary."""
-    result = subprocess.run(
-        catalogue_command("images", "check-plans", "--show", "20"),
-        cwd=CHECKOUT,
-        env=environment,
-        capture_output=True,
-        text=True,
+    result = run_catalogue(
+        "images", "check-plans", "--show", "20", env=environment, capture_output=True
     )
     report.RESULTS.mkdir(parents=True, exist_ok=True)
     (report.RESULTS / "plans.txt").write_text(result.stdout)

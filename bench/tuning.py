@@ -6,14 +6,11 @@ Results: bench/results/gunicorn.md (the choice in app/serving/gunicorn_conf.py).
 """
 
 import argparse
-import os
 import statistics
 import sys
 
-from app import create_app
-from app.config import load
 from bench import database, report
-from bench.serving import rss_mb, served, wrk
+from bench.serving import median_cell, rss_mb, served, wrk
 
 VARIANTS = [
     ("sync, 2 workers", "2", []),
@@ -32,9 +29,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    url = database.database_url()
-    environment = {**os.environ, "DATABASE_URL": url}
-    app = create_app(load(environ={**os.environ, "DATABASE_URL": url}))
+    environment, app = database.catalogue_app()
     database.prepare_catalogue(app, environment, options.count)
     token = database.issue_tokens(environment)["member"]
     measured = {name: [] for name, _, _ in VARIANTS}
@@ -59,20 +54,16 @@ def main():
         "|---|---|---|---|---|---|",
     ]
     for name, rounds in measured.items():
-        low = [cell for cell, _, _ in rounds]
-        high = [cell for _, cell, _ in rounds]
+        low = median_cell([cell for cell, _, _ in rounds])
+        high = median_cell([cell for _, cell, _ in rounds])
         lines.append(
-            f"| {name} | {_median(low, 'rps'):.0f} | {_median(low, 'p99'):.1f} | "
-            f"{_median(high, 'rps'):.0f} | {_median(high, 'p99'):.1f} | "
+            f"| {name} | {low['rps']:.0f} | {low['p99']:.1f} | "
+            f"{high['rps']:.0f} | {high['p99']:.1f} | "
             f"{statistics.median(memory for _, _, memory in rounds)} |"
         )
     report.RESULTS.mkdir(parents=True, exist_ok=True)
     (report.RESULTS / "gunicorn.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _median(cells, key):
-    return statistics.median(cell[key] for cell in cells)
 
 
 if __name__ == "__main__":

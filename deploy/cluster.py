@@ -22,8 +22,7 @@ from pathlib import Path
 
 import psycopg2
 
-from deploy import CHECKOUT
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 from deploy.gunicorn_process import Gunicorn
 from deploy.nginx_process import Nginx
 from deploy.processes import (
@@ -311,14 +310,8 @@ class Cluster(ExitStack):
         environment = {**os.environ, **self.app_environment}
         if database_url is not None:
             environment["DATABASE_URL"] = database_url
-        return subprocess.run(
-            catalogue_command(*arguments),
-            cwd=CHECKOUT,
-            env=environment,
-            check=check,
-            capture_output=True,
-            text=True,
-            **options,
+        return run_catalogue(
+            *arguments, env=environment, check=check, capture_output=True, **options
         )
 
     def wait_for_replicas(self):

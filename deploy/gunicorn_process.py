@@ -85,9 +85,6 @@ class Gunicorn:
         )
         return self
 
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
     def stop(self):
         stop(self.process)
         shutil.rmtree(self.log_dir, ignore_errors=True)

@@ -19,13 +19,15 @@ from pathlib import Path
 from deploy import CHECKOUT
 from deploy.processes import READY_DEADLINE_SECONDS, ProcessFailed
 
+# The Containerfile's base, passed to it as BASE (its own default names the same image).
 BASE = "docker.io/library/debian:bookworm-slim"
-CONTAINERFILE = CHECKOUT / "deploy" / "container" / "Containerfile"
+HERE = Path(__file__).resolve().parent / "container"
+CONTAINERFILE = HERE / "Containerfile"
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 # Settings podman here cannot run without (the kernel refuses crun and rlimits).
 NEEDED = {"containers": ("default_ulimits", "[]"), "engine": ("runtime", '"runc"')}
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-SLIM = Path(__file__).resolve().parent / "container" / "slim-rootfs.sh"
+SLIM = HERE / "slim-rootfs.sh"
 
 
 def image_name():
@@ -110,6 +112,7 @@ def build(context=CHECKOUT, log=print):
     began = time.monotonic()
     podman(
         *("build", "--network", "host", "--format", "docker", "--pull=never"),
+        *("--build-arg", f"BASE={BASE}"),
         *certificate,
         *("-f", str(CONTAINERFILE), "-t", name, str(context)),
     )
@@ -127,12 +130,7 @@ class Container:
 
     def __init__(self, image, name, volumes=(), environment=None):
         self.name = name
-        self.options = [
-            *("--network", "host"),
-            *(option for volume in volumes for option in ("-v", volume)),
-            *(option for item in (environment or {}).items() for option in ("-e", "=".join(item))),
-        ]
-        podman("run", "-d", "--name", name, *self.options, image)
+        podman("run", "-d", "--name", name, *_run_options(volumes, environment), image)
 
     def running(self):
         (state,) = json.loads(podman("container", "inspect", self.name))
@@ -171,12 +169,17 @@ class Container:
 
 def run_once(image, *arguments, volumes=(), environment=None, stdin=None):
     """`podman run --rm IMAGE ARGUMENTS` (an image-catalogue command); its output."""
-    options = [
-        *("--network", "host", "--rm", "-i"),
+    options = _run_options(volumes, environment)
+    return podman("run", "--rm", "-i", *options, image, *arguments, input=stdin)
+
+
+def _run_options(volumes, environment):
+    """podman run's options: host networking, each volume, each environment variable."""
+    return [
+        *("--network", "host"),
         *(option for volume in volumes for option in ("-v", volume)),
         *(option for item in (environment or {}).items() for option in ("-e", "=".join(item))),
     ]
-    return podman("run", *options, image, *arguments, input=stdin)
 
 
 def main():

@@ -19,6 +19,7 @@ from app.config.options import KEYSTONE_PREFIX, LIBRARY_VARIABLES, SETTINGS
 from app.db import db, embedded
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
+from deploy.glance_schemas import load_schema
 from helpers import BASE_TIME, ROOT
 from servers import start_service, tls_files
 
@@ -118,6 +119,14 @@ def mirror_app(make_app, new_database):
     with app.app_context():
         flask_migrate.upgrade()
     return app
+
+
+@pytest.fixture
+def glance_url(new_database, request):
+    """A Glance database (Glance's newest schema, or the one a test parametrizes)."""
+    url = new_database()
+    load_schema(url, getattr(request, "param", "postgresql-33.0.0.sql"))
+    return url
 
 
 @pytest.fixture(autouse=True)

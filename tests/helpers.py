@@ -17,6 +17,8 @@ from app.loading import synthetic, upsert
 from deploy.processes import READY_DEADLINE_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
+DETAIL = "/v1.1/images/detail"
+REQUESTS_TOTAL = "image_catalogue_requests_total"
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 # The reference image as Glance v1 listed it (Huawei's sample; the demo catalogue's cirros).
 CIRROS = {
@@ -44,23 +46,30 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 class BackgroundLoop(threading.Thread):
-    """A thread for the span of a `with` block: `run` loops while `self.running`.
+    """A thread for the span of a `with` block: `run` loops while `self.running`
+    (or waits on `self.stop`, an Event).
 
     Leaving the block, even by a failure, stops and joins it, so no thread
     outlives its test.
     """
 
+    join_seconds = 60
+
     def __init__(self):
         super().__init__(daemon=True)
-        self.running = True
+        self.stop = threading.Event()
+
+    @property
+    def running(self):
+        return not self.stop.is_set()
 
     def __enter__(self):
         self.start()
         return self
 
     def __exit__(self, *exc_info):
-        self.running = False
-        self.join(timeout=60)
+        self.stop.set()
+        self.join(timeout=self.join_seconds)
 
 
 def load_synthetic(app, count, *, seed, projects):
@@ -92,6 +101,11 @@ def metric_total(text, metric, **labels):
 def scraped_total(metrics_url, metric, **labels):
     """metric_total of what `metrics_url` (a live /metrics) answers now."""
     return metric_total(requests.get(metrics_url, timeout=30).text, metric, **labels)
+
+
+def served_total(client, metric, **labels):
+    """metric_total of what the Flask test `client`'s /metrics answers now."""
+    return metric_total(client.get("/metrics").get_data(as_text=True), metric, **labels)
 
 
 def image_ids(response):

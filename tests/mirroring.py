@@ -8,7 +8,9 @@ mirrored catalogue must answer exactly what the reference answers.
 
 import datetime as dt
 import json
+import os
 import random
+import subprocess
 import threading
 import time
 from contextlib import closing
@@ -17,12 +19,14 @@ import psycopg2
 import sqlalchemy as sa
 
 from app.db import db
-from app.images.schemas import SORT_DIRS, SORT_KEYS
+from app.images.query import SORT_DIRS, SORT_KEYS
 from app.loading import mirror
 from app.loading.glance_source import GlanceSource
 from app.loading.sources import SourceLock
 from app.tokens import issue_token
+from deploy.commands import follow_command
 from deploy.processes import READY_DEADLINE_SECONDS
+from helpers import ROOT, BackgroundLoop
 
 # Every image, deleted and hidden ones too, of every project: what an admin poller sees.
 EVERYTHING = "/v1.1/images/detail?is_public=none&changes-since=2000-01-01&limit=1000&sort_key=id"
@@ -196,18 +200,20 @@ class Log:
         assert found, f"{text!r} never logged; saw {self.lines[-5:]}"
 
 
-class Follower(threading.Thread):
+class Follower(BackgroundLoop):
     """`images sync-glance --follow` in a thread of the test, until the `with` block ends.
 
     `error` is what ended it early, if anything; `log` what it said.
     """
 
+    join_seconds = 120
+
     def __init__(self, app, url, *, name="glance", interval=0.2, reconcile_every=3600, **limits):
-        super().__init__(daemon=True)
+        super().__init__()
         self.app, self.url, self.name = app, url, name
         self.interval, self.reconcile_every = interval, reconcile_every
         self.limits = {"give_up": 3600, "guard": mirror.DeletionGuard(), **limits}
-        self.log, self.stop, self.error = Log(), threading.Event(), None
+        self.log, self.error = Log(), None
 
     def run(self):
         with self.app.app_context():
@@ -230,13 +236,8 @@ class Follower(threading.Thread):
                 lock.release()
                 db.engine.dispose()
 
-    def __enter__(self):
-        self.start()
-        return self
-
     def __exit__(self, *exc_info):
-        self.stop.set()
-        self.join(timeout=120)
+        super().__exit__(*exc_info)
         assert not self.is_alive(), "the follower did not stop"
 
 
@@ -279,6 +280,31 @@ def everything(app):
         token = issue_token(db.session, project_id="admin-project", roles=["admin"], ttl_seconds=0)
     response = app.test_client().get(EVERYTHING, headers={"X-Auth-Token": token})
     return json.dumps(response.get_json(), sort_keys=True)
+
+
+def start_follower(mirror_app, glance_url, log, *, interval, reconcile_every):
+    """`images sync-glance --follow` from `glance_url` into `mirror_app`'s catalogue,
+    as a process of its own writing to the file `log`."""
+    with log.open("w") as output:
+        return subprocess.Popen(
+            follow_command(interval=interval, overlap=5, reconcile_every=reconcile_every),
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": mirror_app.config["SQLALCHEMY_DATABASE_URI"],
+                "GLANCE_DATABASE_URL": glance_url,
+                # The drills purge in bulk, as an operator may: not what the guard is for.
+                "MIRROR_DELETION_FLOOR": "1000",
+            },
+            stderr=output,
+        )
+
+
+def wait_until_mirrored(app, mirror_app, glance, log, process=None):
+    """Until `mirror_app` answers what a catalogue imported from `glance`'s oracle answers."""
+    load_reference(app, glance)
+    expected = everything(app)
+    wait_until(lambda: everything(mirror_app) == expected, "the mirror to catch up", log, process)
 
 
 def wait_for_log(log, process, text):

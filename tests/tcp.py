@@ -4,8 +4,10 @@ import contextlib
 import socket
 import threading
 
+from helpers import BackgroundLoop
 
-class SilentThenForwarding(threading.Thread):
+
+class SilentThenForwarding(BackgroundLoop):
     """Listens on a loopback port. Each connection is accepted and left unanswered
     (a half-open peer, a firewall dropping packets) until `forward_to(address)`;
     from then on, new connections are relayed to `address` (a (host, port) or a
@@ -13,13 +15,13 @@ class SilentThenForwarding(threading.Thread):
     """
 
     def __init__(self):
-        super().__init__(daemon=True)
+        super().__init__()
         self.listener = socket.create_server(("127.0.0.1", 0))
         # accept() wakes up now and then to see whether the test is over.
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self.target = None
-        self.sockets, self.running = [], True
+        self.sockets = []
 
     def forward_to(self, address):
         self.target = address
@@ -40,13 +42,8 @@ class SilentThenForwarding(threading.Thread):
                 for source, sink in ((client, upstream), (upstream, client)):
                     threading.Thread(target=_relay, args=(source, sink), daemon=True).start()
 
-    def __enter__(self):
-        self.start()
-        return self
-
     def __exit__(self, *exc_info):
-        self.running = False
-        self.join(timeout=30)
+        super().__exit__(*exc_info)
         self.listener.close()
         for connection in self.sockets:
             with contextlib.suppress(OSError):

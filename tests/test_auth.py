@@ -3,9 +3,7 @@ import time
 import pytest
 
 from app.tokens import Caller, TokenCache
-from helpers import error_message, image_ids
-
-DETAIL = "/v1.1/images/detail"
+from helpers import DETAIL, error_message, image_ids
 
 
 @pytest.mark.parametrize("path", [DETAIL, "/v1/images/detail", "/v1.1/images", "/v1/images"])

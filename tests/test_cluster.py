@@ -17,10 +17,9 @@ from app.db.reads import replica_order
 from app.tokens import hash_token
 from deploy.cluster import Cluster
 from deploy.processes import READY_DEADLINE_SECONDS
-from helpers import BackgroundLoop, scraped_total
+from helpers import DETAIL, BackgroundLoop, scraped_total
 
 pytestmark = pytest.mark.drill
-DETAIL = "/v1.1/images/detail"
 CLOCK = "c10c0000-0000-4000-8000-000000000000"
 MAX_LAG_SECONDS = 2.0
 # Catch-up after the primary returns: a replica retries its connection every

@@ -3,7 +3,6 @@ a database it was told to use, or with a setting it cannot use."""
 
 import os
 import re
-import subprocess
 import textwrap
 
 import pytest
@@ -12,9 +11,8 @@ from app import create_app
 from app.config import ConfigurationError, load, settings
 from app.config.sample import SAMPLE, generate
 from app.serving import address
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 from deploy.processes import ProcessFailed
-from helpers import ROOT
 from servers import start_service
 
 UNSET = "the catalogue's database is not set: set [database] connection (or DATABASE_URL)"
@@ -217,11 +215,4 @@ def _config(folder, text):
 def _command(environment, *arguments):
     # No configuration file or database of the test run leaks in.
     clean = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    return subprocess.run(
-        catalogue_command(*arguments),
-        cwd=ROOT,
-        env={**clean, **environment},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_catalogue(*arguments, env={**clean, **environment}, capture_output=True)

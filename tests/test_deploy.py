@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from app.serving.nginx_site import Site
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 from deploy.nginx_process import nginx_command, nginx_prefix
 from helpers import ROOT
 from servers import tls_files
@@ -68,23 +68,19 @@ def test_nginx_t_rejects_a_broken_site(tmp_path):
 
 
 def test_the_render_command_prints_the_production_site():
-    result = subprocess.run(
-        catalogue_command(
-            "nginx-site",
-            "--server-name",
-            "images.example.com",
-            "--certificate",
-            "/etc/ssl/images.pem",
-            "--certificate-key",
-            "/etc/ssl/images.key",
-            "--upstream",
-            "127.0.0.1:8080",
-            "--upstream",
-            "127.0.0.1:8081",
-        ),
-        cwd=ROOT,
+    result = run_catalogue(
+        "nginx-site",
+        "--server-name",
+        "images.example.com",
+        "--certificate",
+        "/etc/ssl/images.pem",
+        "--certificate-key",
+        "/etc/ssl/images.key",
+        "--upstream",
+        "127.0.0.1:8080",
+        "--upstream",
+        "127.0.0.1:8081",
         capture_output=True,
-        text=True,
         check=True,
     )
     assert "server_name images.example.com;" in result.stdout

@@ -4,12 +4,10 @@ import pytest
 import requests
 
 from deploy.nginx_process import Nginx
-from helpers import scraped_total
+from helpers import DETAIL, REQUESTS_TOTAL, scraped_total
 from servers import start_service
 
 pytestmark = pytest.mark.drill
-DETAIL = "/v1.1/images/detail"
-REQUESTS = "image_catalogue_requests_total"
 
 
 def test_oversized_requests_are_refused_by_nginx_gunicorn_and_the_app(live_server, make_token, tls):
@@ -91,9 +89,7 @@ def test_nginx_serves_each_instances_own_metrics(database_url):
         for _ in range(3):
             requests.get(f"{instances[1].url}/no-such-page", timeout=30)
         counted = [
-            scraped_total(
-                f"{nginx.url}/metrics/{number}", "image_catalogue_requests_total", status="404"
-            )
+            scraped_total(f"{nginx.url}/metrics/{number}", REQUESTS_TOTAL, status="404")
             for number in (1, 2)
         ]
     finally:

@@ -12,11 +12,10 @@ from app import create_app
 from app.config import load
 from app.db import db, embedded
 from app.tokens import issue_token
-from helpers import SteadyClient, ends_with
+from helpers import DETAIL, SteadyClient, ends_with
 from servers import start_service
 
 pytestmark = pytest.mark.drill
-DETAIL = "/v1.1/images/detail"
 OUTAGE_SLACK_SECONDS = 5
 
 
@@ -31,15 +30,16 @@ def private_postgres():
 
 
 def _prepared_app(database_url):
+    """Migrate the database at `database_url`; return a member token of its catalogue."""
     app = create_app(load(environ={"DATABASE_URL": database_url}))
     with app.app_context():
         flask_migrate.upgrade()
         token = issue_token(db.session, project_id="p0", roles=["member"], ttl_seconds=0)
-    return app, token
+    return token
 
 
 def test_database_outage_gives_quick_503s_then_200s_again(private_postgres):
-    _, token = _prepared_app(private_postgres.get_uri())
+    token = _prepared_app(private_postgres.get_uri())
     gunicorn = start_service(private_postgres.get_uri(), TOKEN_CACHE_SECONDS="0")
     try:
         with SteadyClient(gunicorn.url + DETAIL, token) as client:

@@ -11,11 +11,10 @@ import requests
 from deploy.gunicorn_process import Gunicorn
 from deploy.nginx_process import Nginx
 from deploy.processes import READY_DEADLINE_SECONDS
-from helpers import ROOT, SteadyClient, scraped_total
+from helpers import DETAIL, REQUESTS_TOTAL, ROOT, SteadyClient, scraped_total
 from servers import start_service
 
 pytestmark = pytest.mark.drill
-DETAIL = "/v1.1/images/detail"
 
 
 def test_reload_and_rolling_restart_behind_nginx_lose_no_request(
@@ -90,7 +89,7 @@ def test_nginx_never_sends_an_answered_request_to_a_second_instance(app, databas
         nginx.wait_until_serving()
         response = requests.get(nginx.url + DETAIL, headers={"X-Auth-Token": token}, timeout=30)
         answered = sum(
-            scraped_total(f"{instance.url}/metrics", "image_catalogue_requests_total", status="503")
+            scraped_total(f"{instance.url}/metrics", REQUESTS_TOTAL, status="503")
             for instance in instances
         )
     finally:

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from helpers import fingerprint
+from helpers import DETAIL, fingerprint
 
-DETAIL = "/v1.1/images/detail"
 # Failing examples are also kept in hypothesis' example database
 # (.hypothesis/, git-ignored) and replayed first on the next run.
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))

@@ -1,25 +1,20 @@
 """The Glance mirror against MariaDB (Debian's), through a user that may only read (make drills)."""
 
-import os
 import signal
-import subprocess
 import uuid
 
 import pytest
 
-from deploy.commands import follow_command
 from deploy.processes import READY_DEADLINE_SECONDS, stop
 from glance_database import GlanceDatabase
-from helpers import ROOT
 from mirroring import (
     assert_lists_like_glance_v1,
     change_glance_underneath,
-    everything,
-    load_reference,
     populate,
+    start_follower,
     sync,
     wait_for_log,
-    wait_until,
+    wait_until_mirrored,
 )
 from servers import MariaDB
 
@@ -57,25 +52,11 @@ def test_the_follower_keeps_up_while_glance_changes_underneath(
     glance, reader_url = glance_on_mariadb
     marker = populate(glance)
     log = tmp_path / "follower.log"
-    with log.open("w") as output:
-        follower = subprocess.Popen(
-            follow_command(interval=0.3, overlap=5, reconcile_every=1),
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DATABASE_URL": mirror_app.config["SQLALCHEMY_DATABASE_URI"],
-                "GLANCE_DATABASE_URL": reader_url,
-                # The drill purges in bulk, as an operator may: not what the guard is for.
-                "MIRROR_DELETION_FLOOR": "1000",
-            },
-            stderr=output,
-        )
+    follower = start_follower(mirror_app, reader_url, log, interval=0.3, reconcile_every=1)
     try:
         wait_for_log(log, follower, "full sync:")
         changes = change_glance_underneath(glance, marker, operations=300)
-        load_reference(app, glance)
-        expected = everything(app)
-        wait_until(lambda: everything(mirror_app) == expected, "the mirror to catch up", log)
+        wait_until_mirrored(app, mirror_app, glance, log)
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=READY_DEADLINE_SECONDS) == 0
     finally:

@@ -33,14 +33,6 @@ GUARD = mirror.DeletionGuard()
 POSTGRESQL_SCHEMAS = ["postgresql-33.0.0.sql", "postgresql-queens.sql", "postgresql-mitaka.sql"]
 
 
-@pytest.fixture
-def glance_url(new_database, request):
-    """A Glance database (Glance's schema); the mirror reads it as with_reader's user."""
-    url = new_database()
-    load_schema(url, getattr(request, "param", "postgresql-33.0.0.sql"))
-    return url
-
-
 @pytest.mark.parametrize("glance_url", POSTGRESQL_SCHEMAS, indirect=True)
 def test_mirror_lists_what_glance_v1_listed(app, mirror_app, glance_url):
     glance = GlanceDatabase(glance_url)
@@ -196,8 +188,8 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
         .render_as_string(hide_password=False)
     )
     renamed = False
-    with Follower(mirror_app, url) as follower:
-        try:
+    try:
+        with Follower(mirror_app, url) as follower:
             follower.log.wait_for("pass failed, retrying")
             with mirror_app.app_context():
                 assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == 0
@@ -214,11 +206,9 @@ def test_the_follower_waits_out_a_missing_source_and_then_mirrors_it(
             _rename_database(database_url, f"{name}_staged", name)
             renamed = True
             follower.log.wait_for("full sync:")
-        finally:
-            follower.stop.set()
-            follower.join(timeout=60)
-            if renamed:  # back under the name new_database drops when the test ends
-                _rename_database(database_url, name, f"{name}_staged")
+    finally:
+        if renamed:  # back under the name new_database drops when the test ends
+            _rename_database(database_url, name, f"{name}_staged")
     assert follower.error is None
     with mirror_app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM images")) == len(glance.v1)

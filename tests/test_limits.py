@@ -1,8 +1,6 @@
 """Oversized requests are refused before any work: 414 for a long query, 431 for big headers."""
 
-from helpers import error_message
-
-DETAIL = "/v1.1/images/detail"
+from helpers import DETAIL, error_message
 
 
 def test_long_query_string_is_414(client, make_token):

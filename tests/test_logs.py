@@ -8,8 +8,7 @@ import pytest
 
 from app.config import ConfigurationError
 from app.web.observability import JsonFormatter
-
-DETAIL = "/v1.1/images/detail"
+from helpers import DETAIL
 
 
 def _logged(app):

@@ -17,53 +17,48 @@ from app.db import db
 from app.loading import jsonl, upsert
 from app.web.observability import KNOWN_METHODS
 from deploy.processes import READY_DEADLINE_SECONDS
-from helpers import import_line, metric_total, scraped_total
+from helpers import DETAIL, REQUESTS_TOTAL, import_line, scraped_total, served_total
 from servers import start_service
-
-DETAIL = "/v1.1/images/detail"
-REQUESTS = "image_catalogue_requests_total"
-
-
-def _sample(client, metric, **labels):
-    return metric_total(client.get("/metrics").get_data(as_text=True), metric, **labels)
 
 
 def test_metrics_count_requests_by_route_and_status(client, make_token):
     token = make_token()
-    requests_total = "image_catalogue_requests_total"
     latency = "image_catalogue_request_duration_seconds_count"
     ok = {"method": "GET", "route": DETAIL, "status": "200"}
     unauthorized = {**ok, "status": "401"}
     before = [
-        _sample(client, requests_total, **ok),
-        _sample(client, requests_total, **unauthorized),
+        served_total(client, REQUESTS_TOTAL, **ok),
+        served_total(client, REQUESTS_TOTAL, **unauthorized),
     ]
-    latency_before = _sample(client, latency, route=DETAIL)
+    latency_before = served_total(client, latency, route=DETAIL)
     client.get(DETAIL, headers={"X-Auth-Token": token})
     client.get(DETAIL, headers={"X-Auth-Token": token})
     client.get(DETAIL)
-    after = [_sample(client, requests_total, **ok), _sample(client, requests_total, **unauthorized)]
+    after = [
+        served_total(client, REQUESTS_TOTAL, **ok),
+        served_total(client, REQUESTS_TOTAL, **unauthorized),
+    ]
     assert after == [before[0] + 2, before[1] + 1]
-    assert _sample(client, latency, route=DETAIL) == latency_before + 3
+    assert served_total(client, latency, route=DETAIL) == latency_before + 3
 
 
 def test_connection_gauge_counts_the_read_paths_open_connections(make_app, make_token):
     client = make_app().test_client()
     connections = "image_catalogue_db_connections"
-    before = _sample(client, connections, target="primary")
+    before = served_total(client, connections, target="primary")
     client.get(DETAIL, headers={"X-Auth-Token": make_token()})
     # A new app's read pool opened its one connection, and keeps it.
-    assert _sample(client, connections, target="primary") == before + 1
+    assert served_total(client, connections, target="primary") == before + 1
     client.get(DETAIL, headers={"X-Auth-Token": make_token()})
-    assert _sample(client, connections, target="primary") == before + 1
+    assert served_total(client, connections, target="primary") == before + 1
 
 
 def test_database_errors_are_counted(make_app):
     app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", DB_CONNECT_TIMEOUT=1)
     client = app.test_client()
-    before = _sample(client, "image_catalogue_db_errors_total", kind="unavailable")
+    before = served_total(client, "image_catalogue_db_errors_total", kind="unavailable")
     client.get("/readyz")
-    assert _sample(client, "image_catalogue_db_errors_total", kind="unavailable") == before + 1
+    assert served_total(client, "image_catalogue_db_errors_total", kind="unavailable") == before + 1
 
 
 def _counting_workers(metrics_dir):
@@ -90,9 +85,7 @@ def test_metrics_add_up_all_gunicorn_workers_and_outlive_a_killed_one(
                 )
                 assert {answer.status_code for answer in answers} == {200}
                 sent += 20
-        assert (
-            scraped_total(f"{server.url}/metrics", "image_catalogue_requests_total", **ok) == sent
-        )
+        assert scraped_total(f"{server.url}/metrics", REQUESTS_TOTAL, **ok) == sent
 
         master = psutil.Process(server.process.pid)
         victim = master.children()[0].pid
@@ -101,9 +94,7 @@ def test_metrics_add_up_all_gunicorn_workers_and_outlive_a_killed_one(
             assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
             time.sleep(0.05)
         server.wait_until_serving()
-        assert (
-            scraped_total(f"{server.url}/metrics", "image_catalogue_requests_total", **ok) == sent
-        )
+        assert scraped_total(f"{server.url}/metrics", REQUESTS_TOTAL, **ok) == sent
     finally:
         server.stop()
 
@@ -149,7 +140,10 @@ def test_metrics_tell_how_fresh_the_catalogue_is(client, app):
     with app.app_context():
         before = time.time()
         upsert.load(db.session, jsonl.parse_lines(lines), source="import")
-    assert _sample(client, "image_catalogue_newest_update_timestamp_seconds") == newest.timestamp()
-    loaded = _sample(client, "image_catalogue_last_load_timestamp_seconds", source="import")
+    assert (
+        served_total(client, "image_catalogue_newest_update_timestamp_seconds")
+        == newest.timestamp()
+    )
+    loaded = served_total(client, "image_catalogue_last_load_timestamp_seconds", source="import")
     assert before - 1 <= loaded <= time.time() + 1
-    assert _sample(client, "image_catalogue_last_load_timestamp_seconds", source="glance") == 0
+    assert served_total(client, "image_catalogue_last_load_timestamp_seconds", source="glance") == 0

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tcp import SilentThenForwarding
 
 from app.db import db, read
 from app.freshness import catalogue_freshness
@@ -28,13 +27,7 @@ from mirroring import (
     sync_command,
     with_reader,
 )
-
-
-@pytest.fixture
-def glance_url(new_database):
-    url = new_database()
-    load_schema(url, "postgresql-33.0.0.sql")
-    return url
+from tcp import SilentThenForwarding
 
 
 def _sources(app):

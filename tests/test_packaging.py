@@ -2,12 +2,11 @@
 
 import importlib.metadata
 import re
-import subprocess
 
 import setuptools
 from setuptools.config.setupcfg import read_configuration
 
-from deploy.commands import catalogue_command
+from deploy.commands import run_catalogue
 from helpers import ROOT
 
 
@@ -32,9 +31,7 @@ def test_the_package_lists_every_package_of_app_and_the_migrations():
 def test_the_version_is_defined_once_and_the_command_tells_it():
     version = read_configuration(ROOT / "setup.cfg")["metadata"]["version"]
     assert importlib.metadata.version("image-catalogue") == version  # make install's metadata
-    shown = subprocess.run(
-        catalogue_command("--version"), cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    shown = run_catalogue("--version", capture_output=True, check=True)
     assert shown.stdout.split() == ["image-catalogue,", "version", version]
     assert "version =" not in (ROOT / "pyproject.toml").read_text()
 

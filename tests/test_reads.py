@@ -5,13 +5,7 @@ import pytest
 
 from app.db.reads import replica_order
 from deploy.processes import free_port
-from helpers import image_ids, metric_total
-
-DETAIL = "/v1.1/images/detail"
-
-
-def _sample(client, metric, **labels):
-    return metric_total(client.get("/metrics").get_data(as_text=True), metric, **labels)
+from helpers import DETAIL, image_ids, served_total
 
 
 def test_a_pooled_connection_found_dead_is_replaced_and_the_read_retried(
@@ -53,10 +47,10 @@ def test_reads_go_to_a_replica_and_fall_back_to_the_primary_when_it_is_down(
 
 def _counts(client):
     counts = {
-        name: _sample(client, "image_catalogue_db_reads_total", target=name)
+        name: served_total(client, "image_catalogue_db_reads_total", target=name)
         for name in ("primary", "replica-1", "replica-2")
     }
-    counts["replica-2 down"] = _sample(
+    counts["replica-2 down"] = served_total(
         client, "image_catalogue_db_read_fallbacks_total", target="replica-2", reason="down"
     )
     return counts

@@ -7,9 +7,7 @@ import sqlalchemy as sa
 from app.db import db, read
 from app.models import ApiToken
 from app.tokens import find_caller, hash_token
-from helpers import error_message, image_ids, import_line
-
-DETAIL = "/v1.1/images/detail"
+from helpers import DETAIL, error_message, image_ids, import_line
 
 
 def _caller(token):

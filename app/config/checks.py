@@ -1,11 +1,9 @@
 """What is wrong with a configuration: the first problem at start, all of them for check-config."""
 
-import contextlib
 import importlib.util
 import os
 
 import sqlalchemy as sa
-from keystoneauth1 import exceptions as keystoneauth_errors
 from keystoneauth1 import loading
 from oslo_config import cfg
 from oslo_policy import opts as policy_options
@@ -93,10 +91,9 @@ def _known_options(conf):
             names.add(option.dest)
             names.update(old.name for old in option.deprecated_opts if old.name)
     auth_type = conf[KEYSTONE].auth_type
-    with contextlib.suppress(keystoneauth_errors.NoMatchingPlugin):
-        if auth_type:
-            plugin = loading.get_auth_plugin_conf_options(auth_type)
-            known[KEYSTONE].update(option.dest for option in plugin)
+    if auth_type and not unknown_auth_plugin(conf):
+        plugin = loading.get_auth_plugin_conf_options(auth_type)
+        known[KEYSTONE].update(option.dest for option in plugin)
     return known
 
 

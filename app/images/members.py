@@ -7,13 +7,16 @@ its own membership, anyone else who may see the image none; the image must
 be one the caller may see, and not deleted (else 404, as in Glance).
 """
 
+import functools
+
 from flask import Blueprint, g
 from werkzeug.exceptions import NotFound
 
 from app import db as database
 from app.auth import authenticate
 from app.images import bp, repository
-from app.images.schemas import image_id_schema, member_schema, shared_image_schema
+from app.images.schemas import member_schema, shared_image_schema
+from app.images.single import read_image
 
 shared_bp = Blueprint("shared_images", __name__)
 shared_bp.before_request(authenticate)
@@ -55,18 +58,8 @@ def list_shared_images(member):
 
 
 def _members(raw_id, member=None):
-    """(member, can_share) rows of the image `raw_id` names (only `member`'s, if given).
+    """[Membership] of the image `raw_id` names (only `member`'s, if given).
 
     :raises 404: no such image, one the caller may not see, or a deleted one.
     """
-    image_id = image_id_schema.load_id(raw_id)
-    caller = g.caller
-    rows = None
-    if image_id is not None:
-        rows = database.read(
-            lambda reader: repository.image_members(reader, caller, image_id, member),
-            caller.affinity,
-        )
-    if rows is None:
-        raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
-    return rows
+    return read_image(raw_id, functools.partial(repository.image_members, member=member))

@@ -16,7 +16,7 @@ def show_image_meta(image_id):
 
     :raises 404: no such image, one the caller may not see, or not an image id.
     """
-    (image,) = dump_detail([_visible_image(image_id)])
+    (image,) = dump_detail([read_image(image_id, repository.find_image)])
     response = current_app.response_class(status=200, content_type="text/html; charset=UTF-8")
     for name, value in image_meta_headers(image):
         response.headers[name] = value
@@ -34,7 +34,7 @@ def download_image(image_id):
     :raises 403: a deactivated image (as Glance did).
     :raises 501: [DEFAULT] image_service_url is not set.
     """
-    row = _visible_image(image_id)
+    row = read_image(image_id, repository.find_image)
     image_id, status = row[repository.ID], row[repository.STATUS]
     if status == "deactivated":
         raise Forbidden(description=f"Image {image_id} is deactivated.")
@@ -50,18 +50,17 @@ def download_image(image_id):
     return redirect(f"{service.rstrip('/')}/v2/images/{image_id}/file", code=303)
 
 
-def _visible_image(raw_id):
-    """The listing row of the image `raw_id` names, if the caller may see it.
+def read_image(raw_id, lookup):
+    """What `lookup(reader, caller, image_id)` finds for the image `raw_id` names.
 
-    :raises 404: the same for "no such image" and "you may not see it".
+    :raises 404: not an image id, or `lookup` found nothing (None): the same
+        for "no such image" and "you may not see it".
     """
     image_id = image_id_schema.load_id(raw_id)
     caller = g.caller
-    row = None
+    found = None
     if image_id is not None:
-        row = database.read(
-            lambda reader: repository.find_image(reader, caller, image_id), caller.affinity
-        )
-    if row is None:
+        found = database.read(lambda reader: lookup(reader, caller, image_id), caller.affinity)
+    if found is None:
         raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
-    return row
+    return found

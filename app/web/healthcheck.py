@@ -19,15 +19,15 @@ def wrap(wsgi_app, disable_by_file):
         if environ.get("PATH_INFO") != PATH:
             return wsgi_app(environ, start_response)
         method = environ.get("REQUEST_METHOD")
+        headers = [("Content-Type", "text/plain")]
         if method not in ANSWERED:
             status, body = "405 Method Not Allowed", b"Method Not Allowed"
+            headers.append(("Allow", ", ".join(ANSWERED)))
         elif disable_by_file and os.path.exists(disable_by_file):
             status, body = "503 Service Unavailable", b"DISABLED BY FILE"
         else:
             status, body = "200 OK", b"OK"
-        headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        if status.startswith("405"):
-            headers.append(("Allow", ", ".join(ANSWERED)))
+        headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
         return [] if method == "HEAD" else [body]
 

@@ -108,14 +108,19 @@ def _add_image_paths(spec, version):
 
 
 def _json_operation(summary, parameters, key, schema, one=False):
+    ok = {"description": summary, "content": _json_body(key, schema, one=one)}
+    return _operation(summary, parameters, {"200": ok}, ("404",))
+
+
+def _json_body(key, schema, one=False):
+    """A JSON object whose `key` holds one `schema` or (by default) a list of them."""
     item = {"$ref": f"#/components/schemas/{schema}"}
     body = {
         "type": "object",
         "properties": {key: item if one else {"type": "array", "items": item}},
         "required": [key],
     }
-    ok = {"description": summary, "content": {"application/json": {"schema": body}}}
-    return _operation(summary, parameters, {"200": ok}, ("404",))
+    return {"application/json": {"schema": body}}
 
 
 def _operation(summary, parameters, answers, errors):
@@ -135,24 +140,10 @@ def _errors(*statuses):
 
 
 def _listing_operation(image_schema, summary):
-    listing = {
-        "type": "object",
-        "properties": {
-            "images": {"type": "array", "items": {"$ref": f"#/components/schemas/{image_schema}"}}
-        },
-        "required": ["images"],
-    }
+    ok = {"description": "The page of images.", "content": _json_body("images", image_schema)}
+    parameters = [{"in": "query", "schema": schemas.ImageQuerySchema}]
     return {
-        "summary": summary,
+        **_operation(summary, parameters, {"200": ok}, ("400",)),
         "description": "Filters, sorting and paging as in docs/api.md. Also accepted: "
         "property-<key>=<value> (exact match on a custom property).",
-        "security": [{"token": []}],
-        "parameters": [{"in": "query", "schema": schemas.ImageQuerySchema}],
-        "responses": {
-            "200": {
-                "description": "The page of images.",
-                "content": {"application/json": {"schema": listing}},
-            },
-            **_errors("400", "401", "403", "503"),
-        },
     }
