@@ -398,8 +398,9 @@ def find_image(reader, caller, image_id):
 def image_members(reader, caller, image_id, member=None):
     """[Membership] of image `image_id` (only `member`'s, if given), or None.
 
-    None when `caller` may not see the image or it is deleted. Its owner and
-    admins see every membership, a member its own, anyone else none.
+    None when `caller` may not see the image or it is deleted (to an admin:
+    its status is deleted; a pending_delete image's list is empty). Its owner
+    and admins see every membership, a member its own, anyone else none.
     """
     statement = _members_sql(_visibility(caller, None), caller.is_admin, member is not None)
     rows = reader.rows(*statement.with_values({**_identity(caller, image_id), "member": member}))
@@ -433,13 +434,12 @@ def _image_sql(visibility):
 
 @functools.lru_cache(maxsize=16)
 def _members_sql(visibility, admin, one_member):
+    # Glance v1 answered 404 for an image whose status is deleted; admins,
+    # who may see deleted images, saw a pending_delete image's (empty) list.
+    live = images_table.c.status != "deleted" if admin else images_table.c.deleted.is_(False)
     image = (
         sa.select(images_table.c.id, images_table.c.owner)
-        .where(
-            images_table.c.id == sa.bindparam("id"),
-            images_table.c.deleted.is_(False),
-            _visible_condition(visibility),
-        )
+        .where(images_table.c.id == sa.bindparam("id"), live, _visible_condition(visibility))
         .cte("image")
     )
     project = sa.bindparam("project", type_=images_table.c.owner.type)
