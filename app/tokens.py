@@ -120,7 +120,9 @@ def find_caller(reader, digest):
     if row is None:
         return None
     project_id, roles, expires_at = row
-    return Caller(project_id=project_id, roles=frozenset(roles), affinity=digest), expires_at
+    # A token issued for project "" before 1.3 refused it sees what a token without one sees.
+    caller = Caller(project_id=project_id or None, roles=frozenset(roles), affinity=digest)
+    return caller, expires_at
 
 
 _CALLER = compiled(

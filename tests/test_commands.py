@@ -71,6 +71,8 @@ def test_import_with_one_bad_line_changes_nothing(app, run, tmp_path):
         (_line(surprise=1), "surprise"),
         (_line(name="a\u0000b"), "NUL"),
         (_line(properties={"k": 5}), "properties"),
+        (_line(owner=""), "owner: must be a project id of 1 to 255 characters"),
+        (_line(members=[""]), "an empty one is no project"),
     ],
 )
 def test_import_reports_line_and_reason(app, run, tmp_path, bad_line, reason):

@@ -263,3 +263,19 @@ def test_members_can_share_comes_across(mirror_app, glance_url):
             {"member_id": "p-b", "can_share": False},
         ]
     }
+
+
+def test_an_empty_glance_owner_or_member_is_no_project(mirror_app, glance_url):
+    glance = GlanceDatabase(glance_url)
+    image_id = glance.image(
+        visibility="shared", owner="", members={"": "accepted", "p-a": "accepted"}
+    )
+    sync(mirror_app, glance_url)
+    with mirror_app.app_context():
+        row = db.session.execute(
+            sa.text("SELECT owner FROM images WHERE id = :id"), {"id": image_id}
+        ).one()
+        members = db.session.scalars(
+            sa.text("SELECT member FROM image_members WHERE image_id = :id"), {"id": image_id}
+        ).all()
+    assert (row.owner, members) == (None, ["p-a"])

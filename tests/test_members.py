@@ -72,9 +72,7 @@ def test_the_members_of_a_deleted_image_are_404_even_to_admins(client, make_imag
     assert error_message(_get(client, f"/v1/images/{deleted}/members", admin), 404)
 
 
-def test_admins_see_the_empty_member_list_of_a_pending_delete_image(
-    client, make_image, make_token
-):
+def test_admins_see_the_empty_member_list_of_a_pending_delete_image(client, make_image, make_token):
     # Glance v1's 404 was for status deleted only; deleting ended the memberships.
     pending = make_image(owner="p1", status="pending_delete", deleted=True, deleted_at=BASE_TIME)
     assert _members(client, pending, make_token("p9", roles=("admin",))) == {"members": []}

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.db import db, read
 from app.models import ApiToken
-from app.tokens import find_caller, hash_token
+from app.tokens import find_caller, hash_token, issue_token
 from helpers import DETAIL, error_message, image_ids, import_line
 
 
@@ -123,3 +123,19 @@ def test_tokens_purge_deletes_only_expired_tokens(app, run, make_token):
     with app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM api_tokens")) == 2
         assert _caller(live) and _caller(forever)
+
+
+def test_an_empty_project_is_refused_and_an_old_token_of_it_sees_only_public_images(
+    app, run, list_images
+):
+    refused = run("tokens", "issue", "--project", "")
+    assert refused.exit_code == 2
+    assert "an empty project id is no project" in refused.output
+    private = import_line(id="33333333-3333-4333-8333-333333333333", is_public=False, owner=None)
+    run("images", "import", "-", input=private + "\n")
+    with app.app_context():
+        # A token of project "" issued before the refusal, and an image it would have owned.
+        token = issue_token(db.session, project_id="", roles=["member"], ttl_seconds=0)
+        db.session.execute(sa.text("UPDATE images SET owner = ''"))
+        db.session.commit()
+    assert image_ids(list_images(token=token)) == []

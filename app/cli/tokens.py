@@ -13,8 +13,22 @@ from app.tokens import (
 )
 
 
+def _project_id(ctx, param, value):
+    if value == "":
+        # Keystone never issues an empty project id; it would see images owned by "".
+        raise click.BadParameter(
+            "an empty project id is no project: give one, or leave --project out for a token "
+            "that sees public images only"
+        )
+    return value
+
+
 @tokens_cli.command("issue")
-@click.option("--project", help="Project id; without one the token sees public images only.")
+@click.option(
+    "--project",
+    callback=_project_id,
+    help="Project id; without one the token sees public images only.",
+)
 @click.option(
     "--role",
     "roles",

@@ -201,7 +201,8 @@ class GlanceSource:
             .where(self.members.c.image_id.in_(ids), self.members.c.deleted.is_(False))
             .order_by(self.members.c.member)
         ):
-            members.setdefault(image_id, {})[member] = bool(can_share)
+            if member:  # an empty project id is no project (Glance never issues one)
+                members.setdefault(image_id, {})[member] = bool(can_share)
         return [
             self._v1_record(row, properties.get(row.id, {}), members.get(row.id, {}))
             for row in rows
@@ -227,6 +228,8 @@ class GlanceSource:
             "protected": bool(row.protected),
             "min_ram": row.min_ram or 0,
             "min_disk": row.min_disk or 0,
+            # Glance's request context made an empty project id no owner.
+            "owner": row.owner or None,
             "is_public": public,
             "hidden": bool(getattr(row, "os_hidden", False)),
             "properties": properties,

@@ -47,11 +47,18 @@ class IsoTimestamp(fields.Field):
             raise ValidationError(f"not an ISO 8601 timestamp: {value!r}") from None
 
 
+# Keystone never issues an empty project id: an owner or member "" would be a
+# project anyone could claim with a token of project "".
+PROJECT_ID = validate.Length(
+    min=1, max=255, error="must be a project id of 1 to 255 characters (an empty one is no project)"
+)
+
+
 class MemberRecordSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    member = Text(required=True, validate=validate.Length(min=1, max=255))
+    member = Text(required=True, validate=PROJECT_ID)
     can_share = fields.Bool(load_default=False)
 
 
@@ -107,7 +114,8 @@ class ImageRecordSchema(Schema):
     hidden = fields.Bool(load_default=False)
     min_ram = _count(INT_MAX)
     min_disk = _count(INT_MAX)
-    owner = _optional(Text, validate=validate.Length(max=255))
+    # null (or left out) for no owner.
+    owner = _optional(Text, validate=PROJECT_ID)
     properties = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=255)), values=Text(), load_default=dict
     )
