@@ -64,7 +64,7 @@ def create_app(conf=None):
     hosts.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(health.bp)
+    health.init_app(app)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(versions.bp)
     app.register_blueprint(openapi.bp)

@@ -160,20 +160,21 @@ def _wait_for_line(log, process, text):
         time.sleep(0.05)
 
 
-def test_readyz_is_503_while_the_schema_is_behind_the_code(client, one_migration_behind):
-    response = client.get("/readyz")
+def test_readyz_is_503_while_the_schema_is_behind_the_code(make_app, one_migration_behind):
+    # A new app: its first /readyz probes now (a worker answers its latest probe).
+    response = make_app().test_client().get("/readyz")
     message = error_message(response, 503)
     assert f"the schema is at {BEFORE_NEWEST}" in message and "db upgrade" in message
 
 
-def test_readyz_stays_200_when_a_newer_release_migrated_the_schema(app, client):
+def test_readyz_stays_200_when_a_newer_release_migrated_the_schema(app, make_app):
     # Mid rolling upgrade: the new release ran db upgrade, this instance still runs the old code.
     with app.app_context():
         head = db.session.scalar(sa.text("SELECT version_num FROM alembic_version"))
         db.session.execute(sa.text("UPDATE alembic_version SET version_num = 'f0e1d2c3b4a5'"))
         db.session.commit()
     try:
-        assert client.get("/readyz").status_code == 200
+        assert make_app().test_client().get("/readyz").status_code == 200
     finally:
         with app.app_context():
             db.session.execute(

@@ -3,9 +3,11 @@
 import psycopg2
 import pytest
 
+from app.db import status
 from app.db.reads import replica_order
 from deploy.processes import free_port
 from helpers import DETAIL, image_ids, served_total
+from tcp import SilentThenForwarding
 
 
 def test_a_pooled_connection_found_dead_is_replaced_and_the_read_retried(
@@ -76,3 +78,21 @@ def test_readyz_reports_every_database_and_its_lag(make_app, database_url):
     assert body["databases"]["primary"] == {"status": "ok", "lag_seconds": 0.0}
     assert body["databases"]["replica-1"] == {"status": "ok", "lag_seconds": 0.0}
     assert body["databases"]["replica-2"]["status"] == "unavailable"
+
+
+def test_readyz_shares_one_probe_and_asks_a_silent_replica_once_per_retry_time(make_app):
+    with SilentThenForwarding() as silent:
+        app = make_app(
+            DATABASE_REPLICA_URLS=[f"postgresql://reader@127.0.0.1:{silent.port}/catalogue"],
+            DB_CONNECT_TIMEOUT=1,
+            REPLICA_RETRY_SECONDS=600,
+        )
+        answers = [app.test_client().get("/readyz") for _ in range(30)]
+        with app.app_context():
+            later = [status() for _ in range(3)]
+        asked = len(silent.sockets)
+    assert {answer.status_code for answer in answers} == {200}
+    assert answers[-1].get_json()["databases"]["replica-1"] == {"status": "unavailable"}
+    assert [probe["replica-1"]["status"] for probe in later] == ["unavailable"] * 3
+    # The first probe found it silent; later ones leave it out until its retry time.
+    assert asked == 1

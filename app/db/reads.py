@@ -104,9 +104,8 @@ class ReadRouter:
     """The databases reads can go to: DATABASE_URL's and DATABASE_REPLICA_URLS'."""
 
     def __init__(self, settings):
-        lag_check = (
-            f"SELECT image_catalogue_assert_fresh({float(settings['REPLICA_MAX_LAG_SECONDS'])});"
-        )
+        self.max_lag = float(settings["REPLICA_MAX_LAG_SECONDS"])
+        lag_check = f"SELECT image_catalogue_assert_fresh({self.max_lag});"
         self.primary = Target("primary", settings["SQLALCHEMY_DATABASE_URI"], settings)
         self.replicas = [
             Target(f"replica-{number}", url, settings, check=lag_check)
@@ -125,8 +124,7 @@ class ReadRouter:
                 result = _run(target, work)
             except _TargetFailed as failed:
                 failure = failed
-                if target is not self.primary:
-                    target.out_until = time.monotonic() + self.retry_seconds
+                self._leave_out(target)
                 FALLBACKS.labels(target.name, failed.reason).inc()
                 continue
             READS.labels(target.name).inc()
@@ -140,15 +138,35 @@ class ReadRouter:
         return [*(by_name[name] for name in replica_order(affinity, by_name)), self.primary]
 
     def status(self):
-        """Each database: answering or not, and how far behind, for /readyz."""
-        report = {}
-        for target in [self.primary, *self.replicas]:
-            try:
-                lag = _run(target, _lag, prefix=target.setting)
-                report[target.name] = {"status": "ok", "lag_seconds": round(lag, 3)}
-            except _TargetFailed as failed:
-                report[target.name] = {"status": "unavailable", "error": str(failed.__cause__)}
-        return report
+        """Each database: answering or not, and how far behind, for /readyz.
+
+        A replica left out of the rotation is reported unavailable without
+        being asked again before its retry time (a host that does not answer
+        would hold the probe for the whole connect timeout each time); one
+        that fails now is left out, as after a failed read.
+        """
+        return {target.name: self._probe(target) for target in [self.primary, *self.replicas]}
+
+    def _probe(self, target):
+        now = time.monotonic()
+        if target.out_until > now:
+            return {"status": "unavailable", "error": "left out after a failure"}
+        if target.out_until:
+            # Left out before: reads keep away while this probe waits on it.
+            target.out_until = now + self.retry_seconds
+        try:
+            lag = _run(target, _lag, prefix=target.setting)
+        except _TargetFailed as failed:
+            self._leave_out(target)
+            return {"status": "unavailable", "error": str(failed.__cause__)}
+        if target.out_until and lag <= self.max_lag:
+            target.out_until = 0.0
+        return {"status": "ok", "lag_seconds": round(lag, 3)}
+
+    def _leave_out(self, target):
+        """A replica that failed leaves the rotation for retry_seconds (the primary never does)."""
+        if target is not self.primary:
+            target.out_until = time.monotonic() + self.retry_seconds
 
 
 class _TargetFailed(Exception):
