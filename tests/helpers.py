@@ -13,6 +13,9 @@ import requests
 import sqlalchemy as sa
 
 from app.db import db
+from app.images.headers import META_HEADERS_MAX_BYTES, meta_headers_bytes
+from app.images.schemas import ImageSchema
+from app.images.timestamps import parse_iso8601
 from app.loading import synthetic, upsert
 from deploy.processes import READY_DEADLINE_SECONDS
 
@@ -84,6 +87,19 @@ def load_synthetic(app, count, *, seed, projects):
 def import_line(**fields):
     """One line of an `images import` file: CIRROS with `fields` changed or added."""
     return json.dumps({**CIRROS, **fields})
+
+
+def headers_filled_line(size=META_HEADERS_MAX_BYTES, properties=128, **fields):
+    """An import line (CIRROS with `fields`) with `properties` properties (Glance's default
+    quota is 128) whose image-show metadata headers take exactly `size` bytes."""
+    names = [f"p{number:03d}" for number in range(properties)]
+    record = {**CIRROS, **fields, "properties": dict.fromkeys(names, "")}
+    shown = {**record, **{key: parse_iso8601(record[key]) for key in ("created_at", "updated_at")}}
+    room = size - meta_headers_bytes(ImageSchema().dump(shown))
+    assert room >= 0, "that many properties take more than `size` bytes with empty values"
+    for number, name in enumerate(names):
+        record["properties"][name] = "v" * (room // properties + (number < room % properties))
+    return json.dumps(record)
 
 
 def metric_total(text, metric, **labels):

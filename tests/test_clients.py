@@ -227,3 +227,24 @@ def test_openstacksdk_finds_and_gets_images_through_the_image_service(
     # openstacksdk keeps the id (the docs say so).
     assert by_id.id == shown["own"] and fetched.id == shown["public"]
     assert hidden is None
+
+
+@pytest.mark.parametrize("properties, readable", [(75, True), (76, False)])
+def test_glanceclient_reads_image_show_up_to_99_header_lines(
+    live_server, make_image, make_token, properties, readable
+):
+    # Python's http.client (under requests) reads at most 99 header lines: an
+    # image with every field set, its Etag, 75 properties and the 6 headers of
+    # every answer fill them (docs/api.md, "One image"); Glance v1 had the same limit.
+    image_id = make_image(
+        virtual_size=2048,
+        deleted_at=BASE_TIME,
+        checksum="0" * 32,
+        properties={f"p{number:02d}": "v" for number in range(properties)},
+    )
+    glance = glance_v1.Client(live_server, token=make_token())
+    if readable:
+        assert len(glance.images.get(image_id).properties) == properties
+    else:
+        with pytest.raises(glance_exceptions.CommunicationError, match="got more than 100 headers"):
+            glance.images.get(image_id)

@@ -279,3 +279,14 @@ def test_an_empty_glance_owner_or_member_is_no_project(mirror_app, glance_url):
             sa.text("SELECT member FROM image_members WHERE image_id = :id"), {"id": image_id}
         ).all()
     assert (row.owner, members) == (None, ["p-a"])
+
+
+def test_an_image_image_show_could_not_answer_is_not_mirrored(mirror_app, glance_url):
+    glance = GlanceDatabase(glance_url)
+    kept = glance.image(properties={"os_distro": "debian"})
+    refused = glance.image(properties={f"p{n:03d}": "v" * 600 for n in range(128)})
+    output = sync(mirror_app, glance_url)
+    assert "1 inserted, 0 updated, 0 unchanged, 1 refused (too large for image-show)" in output
+    with mirror_app.app_context():
+        stored = db.session.scalars(sa.text("SELECT id::text FROM images")).all()
+    assert stored == [kept] and refused not in stored

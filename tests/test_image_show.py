@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.db import db
-from helpers import BASE_TIME, error_message, image_ids
+from app.images.headers import META_HEADERS_MAX_BYTES
+from helpers import BASE_TIME, CIRROS, error_message, headers_filled_line, image_ids
 
 PATHS = ["/v1/images", "/v1.1/images"]
 
@@ -240,3 +241,21 @@ def test_head_answers_200_exactly_for_what_the_listing_shows(
     listed = set(image_ids(list_images(query, token=token)))
     shown = {image_id for image_id in ids if _head(client, image_id, token).status_code == 200}
     assert shown == listed
+
+
+def test_imports_refuse_an_image_image_show_could_not_answer(run, client, make_token):
+    limit = META_HEADERS_MAX_BYTES
+    at_limit = headers_filled_line(limit, id="44444444-4444-4444-8444-444444444444")
+    beyond = headers_filled_line(limit + 1, id="55555555-5555-4555-8555-555555555555")
+
+    refused = run("images", "import", "-", input=at_limit + "\n" + beyond + "\n")
+    assert refused.exit_code == 1
+    assert f"line 2: its metadata would take {limit + 1} bytes of image-show headers" in (
+        refused.output
+    )
+    assert run("images", "import", "-", input=at_limit + "\n").exit_code == 0
+    response = _head(client, "44444444-4444-4444-8444-444444444444", make_token())
+    assert response.status_code == 200
+    meta = [(name, value) for name, value in response.headers if name.startswith("X-Image-Meta")]
+    etag = len("Etag") + len(CIRROS["checksum"]) + 4  # counted with them: `name: value` CRLF
+    assert sum(len(name) + len(value) + 4 for name, value in meta) + etag == limit

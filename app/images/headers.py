@@ -17,6 +17,10 @@ import re
 import string
 
 PREFIX = "x-image-meta-"
+# The most an image's metadata headers may take in all (each `name: value` and
+# its line end): what the shipped nginx site and HAProxy configuration read
+# from the service in one answer (app/serving). Loads refuse a larger image.
+META_HEADERS_MAX_BYTES = 65536
 # What a header name may hold (RFC 9110 token), but % (our escape).
 _NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "!#$&'*+-.^_`|~")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -64,3 +68,8 @@ def _value(value):
 
 def _percent(character):
     return "".join(f"%{byte:02X}" for byte in character.encode("utf-8"))
+
+
+def meta_headers_bytes(image):
+    """How many bytes `image`'s metadata headers take in an answer (`name: value` CRLF each)."""
+    return sum(len(name) + len(value) + 4 for name, value in image_meta_headers(image))

@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from app.images.query import BIGINT_MAX, INT_MAX
 from app.images.timestamps import parse_iso8601
+from app.loading.upsert import unshowable
 
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")
 ERRORS_SHOWN = 20
@@ -154,6 +155,9 @@ def _parse_line(raw):
         raise ValidationError("expected a JSON object")
     record = record_schema.load(document)
     record["members"] = dict(record["members"])
+    problem = unshowable(record)
+    if problem:
+        raise ValidationError(problem)
     return record
 
 

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects.postgresql import insert
 
 from app.db import error_summary, transaction
@@ -46,6 +47,7 @@ from app.loading.upsert import (
     analyze,
     copy_into_temporary_tables,
     cursor_of,
+    unshowable,
     upsert,
 )
 from app.models import GlanceMirror
@@ -278,11 +280,20 @@ def forget_legacy_state(session, legacy_name):
 
 
 def _upsert_batch(session, name, records, *, dry_run=False):
+    refused = 0
     with Staging(name) as staging, _writing(session, dry_run):
         for position, record in enumerate(records):
+            problem = unshowable(record)
+            if problem:
+                # Glance holds it; the catalogue could list it but not show it.
+                current_app.logger.warning(f"image {record['id']} not mirrored: {problem}")
+                refused += 1
+                continue
             staging.add(position, record)
         copy_into_temporary_tables(session, staging)
-        return upsert(session, source=name, apply=not dry_run)
+        summary = upsert(session, source=name, apply=not dry_run)
+    summary.refused = refused
+    return summary
 
 
 @contextlib.contextmanager

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.db import transaction
+from app.images.headers import META_HEADERS_MAX_BYTES, meta_headers_bytes
+from app.images.schemas import ImageSchema
 from app.models import IMAGE_COLUMNS, Image
 
 COPY_BUFFER = 1 << 20
 # What a load writes of an image: its fields, then the catalogue's own columns.
 WRITTEN_COLUMNS = (*IMAGE_COLUMNS, "hidden", "source")
 CONFLICTS_SHOWN = 20
+_image_schema = ImageSchema()
 
 
 @dataclass
@@ -39,11 +42,14 @@ class LoadSummary:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Images left out because image-show could not answer them (unshowable).
+    refused: int = 0
 
     def __iadd__(self, other):
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.refused += other.refused
         return self
 
     @property
@@ -51,7 +57,26 @@ class LoadSummary:
         return self.inserted + self.updated
 
     def __str__(self):
-        return f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged"
+        text = f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged"
+        if self.refused:
+            text += f", {self.refused} refused (too large for image-show)"
+        return text
+
+
+def unshowable(record):
+    """Why image-show could not answer `record` through the shipped proxies, or None.
+
+    Its metadata headers would be more than they read from the service in
+    one answer (META_HEADERS_MAX_BYTES): a 502 from nginx, an error from HAProxy.
+    """
+    size = meta_headers_bytes(_image_schema.dump(record))
+    if size <= META_HEADERS_MAX_BYTES:
+        return None
+    return (
+        f"its metadata would take {size} bytes of image-show headers (HEAD /v1/images/<id>), "
+        f"more than the {META_HEADERS_MAX_BYTES} the service can answer; shorten or remove "
+        "properties (docs/api.md, 'One image')"
+    )
 
 
 class Staging(contextlib.ExitStack):

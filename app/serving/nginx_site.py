@@ -50,7 +50,7 @@ class Site:
 
     def _metrics_locations(self):
         allow = "".join(f"        allow {source};\n" for source in self.metrics_allow)
-        targets = {"/metrics": "http://image_catalogue"}
+        targets = {"/metrics": "http://image_catalogue", "/readyz": "http://image_catalogue"}
         for number, upstream in enumerate(self.upstreams, start=1):
             targets[f"/metrics/{number}"] = f"http://{upstream}/metrics"
         return "\n".join(
