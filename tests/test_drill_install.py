@@ -18,6 +18,9 @@ from helpers import ROOT, import_line
 
 pytestmark = pytest.mark.drill
 
+# Written by an app/ package that is not the installed one, when something imports it.
+_IMPORTED = "imported-from-here"
+
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory):
@@ -104,10 +107,32 @@ def test_a_clone_migrates_with_flask_db_upgrade(installed, tmp_path, new_databas
     assert applied == set(ScriptDirectory(str(ROOT / "migrations")).get_heads())
 
 
+@pytest.mark.parametrize("kind", ["a clone", "an unrelated app/"])
+def test_the_installed_command_serves_the_installed_package_from_any_folder(
+    installed, environment, tmp_path, kind
+):
+    command, folder = installed
+    here = _clone(tmp_path / "clone") if kind == "a clone" else tmp_path / "elsewhere"
+    _mark_imports(here / "app" / "__init__.py")
+    _run(command, "db", "upgrade", environment=environment, cwd=folder)
+    stdin = import_line(name="installed") + "\n"
+    _run(command, "images", "import", "-", environment=environment, cwd=folder, stdin=stdin)
+    token = _run(command, "tokens", "issue", "--project", "p1", environment=environment, cwd=folder)
+    assert _served_names(command, environment, token.strip(), root=here) == ["installed"]
+    assert not (here / _IMPORTED).exists()
+
+
 def _clone(folder):
     """The project's files as a clone holds them: no virtualenv, caches or builds."""
     ignored = (".git", ".venv", "__pycache__", ".*_cache", "dist", "build", "*.egg-info")
     return shutil.copytree(ROOT, folder, ignore=shutil.ignore_patterns(*ignored))
+
+
+def _mark_imports(init):
+    """Make the package of `init` (a new one if missing) leave a file beside it when imported."""
+    init.parent.mkdir(parents=True, exist_ok=True)
+    marker = f"__import__('pathlib').Path(__file__).parent.with_name({_IMPORTED!r}).touch()\n"
+    init.write_text(marker + (init.read_text() if init.exists() else ""))
 
 
 def _served_names(command, environment, token, *, root):
