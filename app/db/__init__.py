@@ -7,6 +7,7 @@ start rather than serve an empty catalogue from a database nobody asked for.
 
 import contextlib
 import importlib.resources
+from pathlib import Path
 
 import flask_sqlalchemy
 import psycopg2
@@ -31,8 +32,19 @@ __all__ = [
     "with_installed_driver",
 ]
 
-# Alembic's scripts, installed with the package (setup.cfg maps migrations/ to app.migrations).
-MIGRATIONS_DIR = importlib.resources.files("app.migrations")
+
+def _migrations_dir():
+    """Alembic's scripts: the package app.migrations where installed (setup.cfg maps migrations/
+    to it; an editable install too), else migrations/ beside app/, for a checkout run in place
+    with only the requirements installed (`flask --app wsgi db upgrade`), which has no such package.
+    """
+    try:
+        return importlib.resources.files("app.migrations")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 class SQLAlchemy(flask_sqlalchemy.SQLAlchemy):

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # systemd/image-catalogue@.service names each instance and its pidfile.
 proc_name = os.environ.get("GUNICORN_PROC_NAME") or "image-catalogue"
@@ -37,6 +38,16 @@ control_socket_disable = True
 # The app writes its own JSON access log line per request (app/web/observability.py).
 accesslog = None
 
+# The folder holding the `app` package this file belongs to: site-packages when installed, the
+# checkout in development. gunicorn puts its working folder first on sys.path, and `python -c`
+# the current one, where an app/ folder (a clone's, or unrelated code) would be imported instead
+# of the package that is serving; the startup check and the workers look here first.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_STARTUP_CHECK = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from app.serving import exit_on_startup_problem; exit_on_startup_problem()"
+)
+
 # Prometheus multiprocess mode: each worker writes its samples under
 # PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. One folder per gunicorn
 # instance (a temporary one if unset), emptied at start so a dead instance's
@@ -49,11 +60,7 @@ def on_starting(server):
     # The settings are checked in a child process: importing the app into the
     # master would make the workers of a reload (HUP) fork its old code.
     check = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from app.serving import exit_on_startup_problem; exit_on_startup_problem()",
-        ],
+        [sys.executable, "-c", _STARTUP_CHECK, _PACKAGE_ROOT],
         capture_output=True,
         text=True,
         check=False,
@@ -66,6 +73,10 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir)
+
+
+def post_fork(server, worker):
+    sys.path.insert(0, _PACKAGE_ROOT)
 
 
 def on_exit(server):
