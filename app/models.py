@@ -33,6 +33,9 @@ class Image(db.Model):
     source = sa.Column(sa.String(64))
     # Glance's os_hidden: left out of default listings (docs/api.md).
     hidden = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    # The change number of the image's latest change (app/loading/changes.py);
+    # 0 for an image unchanged since before change numbers.
+    change = sa.Column(sa.BigInteger, nullable=False, server_default="0")
 
     __table_args__ = (
         # Default listing order (created_at DESC, id DESC) and its marker
@@ -42,13 +45,17 @@ class Image(db.Model):
         sa.Index("ix_images_owner", "owner"),
         # A source's own images: its reconcile, prune and forget-source.
         sa.Index("ix_images_source", "source"),
+        # The change feed, in change order.
+        sa.Index("ix_images_change_id", "change", "id"),
     )
 
 
 # What an image is to a v1 client, in the table's order (listing rows and staged
 # loads share it): every column but the catalogue's own bookkeeping.
 IMAGE_COLUMNS = tuple(
-    column.name for column in Image.__table__.columns if column.name not in ("hidden", "source")
+    column.name
+    for column in Image.__table__.columns
+    if column.name not in ("hidden", "source", "change")
 )
 
 
@@ -154,3 +161,53 @@ class GlanceMirror(db.Model):
     schema_signature = sa.Column(sa.Text)
     # Deletions the last reconcile refused to apply (the mass-deletion guard).
     refused_deletions = sa.Column(sa.Integer)
+
+
+class CatalogueState(db.Model):
+    """One row: this catalogue's identity and its latest change number.
+
+    Every change takes the next number by updating `last` (app/loading/
+    changes.py); the row stays locked until the change commits, so numbers are
+    taken in commit order: once a reader has seen number N, no change
+    numbered below N can still commit.
+    """
+
+    __tablename__ = "catalogue_state"
+
+    id = sa.Column(sa.SmallInteger, primary_key=True)
+    last_change = sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    # Who issued a feed cursor (and an ETag): not another catalogue.
+    deployment = sa.Column(sa.Uuid, nullable=False)
+    # Signs feed cursors, so that an altered one is refused.
+    cursor_key = sa.Column(sa.LargeBinary, nullable=False)
+    # Tombstones up to this change number were pruned: an older cursor is a 410.
+    pruned_through = sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    # The latest change that changes-since cannot show everyone it concerns
+    # (a share, a lost image, an image loaded with an old updated_at): a
+    # changes-since poller lists again when it moves (docs/api.md, "Polling").
+    relist_change = sa.Column(sa.BigInteger, nullable=False, server_default="0")
+
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_catalogue_state_one_row"),)
+
+
+class ImageDeparture(db.Model):
+    """A tombstone: from change `change` on, `audience` may no longer see the image.
+
+    `audience` is `project:<id>` (its membership or ownership ended), `public`
+    (it stopped being public: every project but those that still see it) or
+    `removed` (it is gone: admins too). The change feed tells an audience that
+    no longer sees the image `{"id": ..., "visible": false}`.
+    """
+
+    __tablename__ = "image_departures"
+
+    image_id = sa.Column(sa.Uuid, primary_key=True)
+    audience = sa.Column(sa.Text, primary_key=True)
+    change = sa.Column(sa.BigInteger, nullable=False)
+    departed_at = sa.Column(UTC_TIMESTAMP, nullable=False, server_default=sa.func.now())
+
+    __table_args__ = (
+        sa.Index("ix_image_departures_change_image_id", "change", "image_id"),
+        # Pruning by age (images prune-changes).
+        sa.Index("ix_image_departures_departed_at", "departed_at"),
+    )

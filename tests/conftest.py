@@ -137,8 +137,8 @@ def clean_tables(request):
         with app.app_context():
             db.session.execute(
                 sa.text(
-                    "TRUNCATE images, image_properties, image_members, api_tokens, catalogue_loads"
-                    " CASCADE"
+                    "TRUNCATE images, image_properties, image_members, image_departures,"
+                    " api_tokens, catalogue_loads CASCADE"
                 )
             )
             db.session.commit()

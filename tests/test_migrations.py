@@ -59,7 +59,7 @@ def test_sort_indexes_are_built_on_the_listings_sort_expressions(app):
 
 
 # The revision before the newest one that changes the images table.
-BEFORE_NEWEST = "e7f8a9b0c1d2"
+BEFORE_NEWEST = "b7c8d9e0f1a2"
 
 
 def _catalogue(database_url, *arguments, **environment):

@@ -38,8 +38,8 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import insert
 
 from app.db import error_summary, transaction
+from app.loading.changes import MARK_DELETED, NOTE_DEPARTURES, REMOVE, take_change_number
 from app.loading.glance_source import GlanceSchemaError, glance_time
-from app.loading.sources import MARK_DELETED
 from app.loading.upsert import (
     LoadSummary,
     SourceConflict,
@@ -198,9 +198,11 @@ def reconcile(session, source, *, guard, allow_deletions=0, dry_run=False):
         limit = guard.limit(live, in_glance)
         if marked > max(limit, allow_deletions):
             raise TooManyDeletions(source.name, marked, live, limit)
-        if not dry_run:
-            cursor.execute(_REMOVE_PURGED, parameters)
+        if not dry_run and marked + removed:
+            parameters["change"] = take_change_number(cursor)
+            cursor.execute(REMOVE.format(chosen=f"deleted AND {_PURGED}"), parameters)
             cursor.execute(MARK_DELETED.format(chosen=_PURGED), parameters)
+            cursor.execute(NOTE_DEPARTURES, parameters)
     if not dry_run:
         _save_state(session, source.name, last_reconcile_at=_now(), refused_deletions=None)
     return marked, removed
@@ -331,5 +333,3 @@ SELECT (SELECT count(*) FROM glance_ids),
        count(*) FILTER (WHERE deleted AND {_PURGED})
 FROM images WHERE source = %(source)s
 """
-
-_REMOVE_PURGED = f"DELETE FROM images WHERE deleted AND {_PURGED}"

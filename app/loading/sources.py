@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from app.db import transaction
+from app.loading.changes import MARK_DELETED, NOTE_DEPARTURES, take_change_number
 from app.loading.upsert import cursor_of
 from app.models import CatalogueLoad, GlanceMirror
 
@@ -114,30 +115,19 @@ def forget_source(session, name, *, delete_images=False):
         session.execute(sa.delete(GlanceMirror).where(GlanceMirror.source == name))
         session.execute(sa.delete(CatalogueLoad).where(CatalogueLoad.source == name))
         cursor = cursor_of(session)
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM images WHERE source = %s)", (name,))
+        if not cursor.fetchone()[0]:
+            return 0, 0
+        numbered = {"source": name, "change": take_change_number(cursor)}
         deleted = 0
         if delete_images:
-            cursor.execute(MARK_DELETED.format(chosen="source = %(source)s"), {"source": name})
+            cursor.execute(MARK_DELETED.format(chosen="source = %(source)s"), numbered)
             (deleted,) = cursor.fetchone()
+            cursor.execute(NOTE_DEPARTURES, numbered)
         cursor.execute(
-            "UPDATE images SET source = NULL WHERE source = %(source)s AND NOT deleted",
-            {"source": name},
+            "UPDATE images SET source = NULL, change = %(change)s"
+            " WHERE source = %(source)s AND NOT deleted",
+            numbered,
         )
         released = cursor.rowcount
     return released, deleted
-
-
-# Marks the live images `chosen` (a condition on images) deleted, as Glance's
-# soft delete did: properties and members go with them. Counts them.
-MARK_DELETED = """
-WITH marked AS (
-    UPDATE images SET status = 'deleted', deleted = true,
-        deleted_at = coalesce(deleted_at, clock_timestamp()), updated_at = clock_timestamp()
-    WHERE NOT deleted AND {chosen}
-    RETURNING id
-), gone_properties AS (
-    DELETE FROM image_properties WHERE image_id IN (SELECT id FROM marked)
-), gone_members AS (
-    DELETE FROM image_members WHERE image_id IN (SELECT id FROM marked)
-)
-SELECT count(*) FROM marked
-"""

@@ -16,7 +16,9 @@ that writes it.
 
 Transactions follow app.db.transaction's rule: `load` is a unit of work (one
 transaction, committed at its end); `copy_into_temporary_tables`, `upsert`
-and `analyze` run inside their caller's transaction.
+and `analyze` run inside their caller's transaction. A load that changes
+images takes a change number (app/loading/changes.py) just before writing
+them, which holds back other writers until it commits.
 """
 
 import contextlib
@@ -24,10 +26,18 @@ import tempfile
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 
 from app.db import transaction
 from app.images.headers import META_HEADERS_MAX_BYTES, meta_headers_bytes
 from app.images.schemas import ImageSchema
+from app.loading.changes import (
+    ANSWER_SLACK_SECONDS,
+    NOTE_DEPARTURES,
+    NOTE_STAGED_UNSEEN,
+    RECORD_STAGED_DEPARTURES,
+    take_change_number,
+)
 from app.models import IMAGE_COLUMNS, Image
 
 COPY_BUFFER = 1 << 20
@@ -132,7 +142,8 @@ def copy_into_temporary_tables(session, staging):
     cursor.execute(
         # The service's statement timeout protects requests, not bulk loads.
         "SET LOCAL statement_timeout = 0;"
-        "CREATE TEMP TABLE staged_images (LIKE images, position bigint) ON COMMIT DROP;"
+        "CREATE TEMP TABLE staged_images (LIKE images INCLUDING DEFAULTS, position bigint)"
+        " ON COMMIT DROP;"
         "CREATE TEMP TABLE staged_properties (LIKE image_properties) ON COMMIT DROP;"
         "CREATE TEMP TABLE staged_members (LIKE image_members) ON COMMIT DROP;"
     )
@@ -184,6 +195,8 @@ def load(session, numbered_records, *, source, on_staged=lambda count: None):
         if repeats:
             raise RepeatedIds(repeats)
         summary = upsert(session, source=source)
+    # After the commit: other writers need not wait for it.
+    with transaction(session):
         analyze(session)
     return summary
 
@@ -214,7 +227,13 @@ def upsert(session, *, source, apply=True):
     summary = LoadSummary(inserted, changed - inserted, total - changed)
     if not apply:
         return summary
-    cursor.execute(_APPLY_CHANGES)
+    if summary.changed:
+        margin = current_app.config["CHANGES_SINCE_MARGIN_SECONDS"]
+        numbered = {"change": take_change_number(cursor), "late": margin - ANSWER_SLACK_SECONDS}
+        cursor.execute(RECORD_STAGED_DEPARTURES, numbered)
+        cursor.execute(NOTE_STAGED_UNSEEN, numbered)
+        cursor.execute(NOTE_DEPARTURES, numbered)
+        cursor.execute(_APPLY_CHANGES, numbered)
     cursor.execute(
         "INSERT INTO catalogue_loads (source, inserted, updated, unchanged)"
         " VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET"
@@ -297,13 +316,13 @@ GROUP BY id
 # after a low-cardinality sort key.
 _APPLY_CHANGES = f"""DELETE FROM image_properties WHERE image_id IN (SELECT id FROM staged_changes);
 DELETE FROM image_members WHERE image_id IN (SELECT id FROM staged_changes);
-INSERT INTO images ({_FIELDS})
-SELECT {", ".join(f"staged.{name}" for name in WRITTEN_COLUMNS)}
+INSERT INTO images ({_FIELDS}, change)
+SELECT {", ".join(f"staged.{name}" for name in WRITTEN_COLUMNS)}, %(change)s
 FROM staged_images AS staged JOIN staged_changes USING (id)
 ORDER BY staged.created_at, staged.id
-ON CONFLICT (id) DO UPDATE SET ({_COMPARED}) = ROW({
+ON CONFLICT (id) DO UPDATE SET ({_COMPARED}, change) = ROW({
     ", ".join(f"EXCLUDED.{name}" for name in WRITTEN_COLUMNS if name != "id")
-});
+}, EXCLUDED.change);
 INSERT INTO image_properties
 SELECT staged.* FROM staged_properties AS staged JOIN staged_changes ON id = image_id
 ORDER BY image_id;
