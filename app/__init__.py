@@ -11,6 +11,7 @@ from app.config.checks import startup_problem
 from app.images import bp as images_bp
 from app.images.members import shared_bp
 from app.web import (
+    answers,
     errors,
     health,
     healthcheck,
@@ -65,6 +66,7 @@ def create_app(conf=None):
     auth.init_app(app)
     errors.init_app(app)
     health.init_app(app)
+    answers.init_app(app)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(versions.bp)
     app.register_blueprint(openapi.bp)

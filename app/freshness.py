@@ -1,6 +1,8 @@
-"""How fresh the catalogue is: its newest change, each source's latest load, each mirror's state.
+"""How fresh the catalogue is: its change number, its newest change, each source's latest load,
+each mirror's state.
 
-Read at every /metrics scrape and /readyz probe, through the read path.
+The change number is read for every listing, member list and feed page (app/web/answers.py);
+the rest at every /metrics scrape and /readyz probe. All through the read path.
 """
 
 from typing import NamedTuple
@@ -8,7 +10,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from app.db.reads import compiled
-from app.models import CatalogueLoad, GlanceMirror, Image, sort_expressions
+from app.models import CatalogueLoad, CatalogueState, GlanceMirror, Image, sort_expressions
 
 MIRROR_COLUMNS = tuple(column.name for column in GlanceMirror.__table__.columns)
 
@@ -17,6 +19,21 @@ class Freshness(NamedTuple):
     newest_update: object
     last_loads: dict
     mirrors: list
+
+
+class ChangeState(NamedTuple):
+    """The latest change number, and what the change feed needs with it (catalogue_state)."""
+
+    number: int
+    deployment: str
+    cursor_key: bytes
+    pruned_through: int
+    relist_change: int
+
+
+def change_state(reader):
+    """The catalogue's latest change number and feed state: one single-row read."""
+    return ChangeState(*reader.first(*_CHANGE_STATE.with_values({})))
 
 
 def catalogue_freshness(reader):
@@ -41,6 +58,15 @@ _NEWEST_UPDATE = compiled(
     sa.select(sa.func.max(sort_expressions(Image.__table__.c)["updated_at"])).where(
         Image.updated_at.is_not(None)
     )
+)
+_CHANGE_STATE = compiled(
+    sa.select(
+        CatalogueState.last_change,
+        CatalogueState.deployment,
+        CatalogueState.cursor_key,
+        CatalogueState.pruned_through,
+        CatalogueState.relist_change,
+    ).where(CatalogueState.id == 1)
 )
 _LOADS = compiled(sa.select(CatalogueLoad.source, CatalogueLoad.finished_at))
 _MIRRORS = compiled(sa.select(*GlanceMirror.__table__.columns).order_by(GlanceMirror.source))

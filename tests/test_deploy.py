@@ -12,7 +12,9 @@ from helpers import ROOT
 from servers import tls_files
 
 pytestmark = pytest.mark.drill  # needs nginx and systemd-analyze (make drills installs them)
-UNITS = sorted((ROOT / "app" / "serving" / "systemd").glob("*.service"))
+SYSTEMD = ROOT / "app" / "serving" / "systemd"
+UNITS = sorted(SYSTEMD.glob("*.service"))
+TIMERS = sorted(SYSTEMD.glob("*.timer"))
 # Where the units expect the package's virtualenv; here, the checkout's.
 INSTALLED_AT = "/opt/image-catalogue"
 
@@ -88,8 +90,12 @@ def test_the_render_command_prints_the_production_site():
     assert result.stdout.count("max_fails=0;") == 2
 
 
-@pytest.mark.parametrize("unit", UNITS, ids=lambda path: path.name)
+@pytest.mark.parametrize("unit", UNITS + TIMERS, ids=lambda path: path.name)
 def test_systemd_units_pass_systemd_analyze_verify(tmp_path, unit):
+    for shipped in UNITS:  # a timer's service beside it
+        (tmp_path / shipped.name).write_text(
+            shipped.read_text().replace(INSTALLED_AT, str(ROOT / ".venv"))
+        )
     text = unit.read_text().replace(INSTALLED_AT, str(ROOT / ".venv"))
     template = tmp_path / unit.name
     template.write_text(text)

@@ -290,3 +290,41 @@ def test_an_image_image_show_could_not_answer_is_not_mirrored(mirror_app, glance
     with mirror_app.app_context():
         stored = db.session.scalars(sa.text("SELECT id::text FROM images")).all()
     assert stored == [kept] and refused not in stored
+
+
+def _caught_up(client, token, since=None):
+    """The entries of the change feed from `since` on, and the cursor after them."""
+    entries = []
+    while True:
+        page = client.get(
+            "/v1/images/changes",
+            query_string={"since": since} if since else {},
+            headers={"X-Auth-Token": token},
+        ).get_json()
+        entries += [(entry["id"], entry.get("visible", True)) for entry in page["changes"]]
+        since = page["cursor"]
+        if len(page["changes"]) < 25:
+            return entries, since
+
+
+def test_an_image_glance_purged_leaves_the_feed_of_admins_and_its_owner(mirror_app, glance_url):
+    glance = GlanceDatabase(glance_url)
+    private = glance.image(visibility="private", owner="p1")
+    glance.delete_image(private)
+    follow_pass(mirror_app, glance_url)
+    client = mirror_app.test_client()
+    with mirror_app.app_context():
+        tokens = {
+            who: issue_token(db.session, project_id=project, roles=roles, ttl_seconds=0)
+            for who, project, roles in (
+                ("admin", "p9", ["admin"]),
+                ("owner", "p1", ["member"]),
+                ("other", "p2", ["member"]),
+            )
+        }
+    before = {who: _caught_up(client, token)[1] for who, token in tokens.items()}
+    glance.purge(private)
+    with mirror_app.app_context():
+        assert mirror.reconcile(db.session, source_of(glance_url), guard=GUARD) == (0, 1)
+    seen = {who: _caught_up(client, token, before[who])[0] for who, token in tokens.items()}
+    assert seen == {"admin": [(private, False)], "owner": [(private, False)], "other": []}

@@ -5,11 +5,13 @@ import os
 import sys
 
 import click
+from flask import current_app
 
 from app.cli.group import defaulted_option, images_cli, source_option
 from app.db import db
 from app.images.timestamps import parse_iso8601
 from app.loading import jsonl, synthetic, upsert
+from app.loading.changes import prune_departures
 
 DEFAULT_UNTIL = "2026-11-01T00:00:00Z"
 
@@ -54,6 +56,26 @@ def generate_images(count, seed, projects, until):
     with click.progressbar(records, length=count, label="Generating", file=sys.stderr) as bar:
         summary = _load_or_exit(bar, source="generate")
     click.echo(summary)
+
+
+@images_cli.command("prune-changes")
+@click.option(
+    "--older-than",
+    type=click.IntRange(min=0),
+    help="Seconds (default: [change_feed] retention_seconds, CHANGE_RETENTION_SECONDS).",
+)
+def prune_changes(older_than):
+    """Forget the change feed's tombstones older than the retention time (a systemd timer runs it).
+
+    A cursor from before the newest one forgotten then answers 410 Gone (re-list).
+    """
+    if older_than is None:
+        older_than = current_app.config["CHANGE_RETENTION_SECONDS"]
+    pruned, through = prune_departures(db.session, older_than)
+    click.echo(
+        f"pruned {pruned} tombstone(s) older than {older_than} s; cursors from before change "
+        f"{through} answer 410"
+    )
 
 
 # click draws progress bars only on a terminal; elsewhere it prints the label once.

@@ -13,14 +13,16 @@ from app.config.checks import problems
 from app.serving import GUNICORN_SETTINGS, address
 from app.serving.nginx_site import Site
 
+SYSTEMD_UNITS = (
+    "image-catalogue@.service",
+    "image-catalogue-glance-follower.service",
+    "image-catalogue-prune-changes.service",
+    "image-catalogue-prune-changes.timer",
+)
 # What `shipped-file` prints: (package, file) by name.
 SHIPPED = {
     "image-catalogue.conf.sample": ("app.config", "image-catalogue.conf.sample"),
-    "image-catalogue@.service": ("app.serving", "systemd/image-catalogue@.service"),
-    "image-catalogue-glance-follower.service": (
-        "app.serving",
-        "systemd/image-catalogue-glance-follower.service",
-    ),
+    **{unit: ("app.serving", f"systemd/{unit}") for unit in SYSTEMD_UNITS},
 }
 
 

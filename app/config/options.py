@@ -132,6 +132,18 @@ SETTINGS = [
         ),
         "LIST_HIDDEN_IMAGES",
     ),
+    Setting(
+        "DEFAULT",
+        cfg.IntOpt(
+            "answer_cache_bytes",
+            default=32 * 1024 * 1024,
+            min=0,
+            help="Recent listing, member-list and change-feed answers each worker keeps, in "
+            "bytes: a repeat at the same change number is answered without its query. 0 keeps "
+            "none.",
+        ),
+        "ANSWER_CACHE_BYTES",
+    ),
     # [database]: the catalogue's PostgreSQL.
     Setting(
         "database",
@@ -294,6 +306,31 @@ SETTINGS = [
             "manager to restart it.",
         ),
         "MIRROR_GIVE_UP_SECONDS",
+    ),
+    # [change_feed]: GET /v1/images/changes.
+    Setting(
+        "change_feed",
+        cfg.IntOpt(
+            "retention_seconds",
+            default=7 * 24 * 3600,
+            min=0,
+            help="How long tombstones (an image a caller no longer sees) are kept: "
+            "images prune-changes removes older ones, and a cursor from before them is a 410.",
+        ),
+        "CHANGE_RETENTION_SECONDS",
+    ),
+    Setting(
+        "change_feed",
+        cfg.IntOpt(
+            "changes_since_margin_seconds",
+            default=900,
+            min=120,
+            help="How far before its previous answer a changes-since poller asks (the "
+            "X-Image-Catalogue-Changes-Since-Margin header): at least the Glance mirror's "
+            "overlap plus its interval. An image that arrives later than this (less a minute) "
+            "after its updated_at makes such pollers list again instead.",
+        ),
+        "CHANGES_SINCE_MARGIN_SECONDS",
     ),
     # [limits]: what one request may ask.
     Setting(

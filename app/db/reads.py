@@ -213,6 +213,10 @@ def _run(target, work, prefix=None):
             if attempt == 2:
                 raise _TargetFailed("down") from error
             continue
+        except BaseException:
+            # The work's own answer (a bad marker, a 404): the connection is fine.
+            connection.close()
+            raise
         connection.close()
         return result
     raise AssertionError("unreachable")

@@ -8,12 +8,12 @@ bp.before_request(authenticate)
 
 
 class ImageIdConverter(BaseConverter):
-    """An image id in a path: any segment but `detail`, which names the listing.
+    """An image id in a path: any segment but `detail` and `changes`, the listing and the feed.
 
     So HEAD /v1/images/detail is the listing's 405, as in Glance, not an image's 404.
     """
 
-    regex = "(?!detail$)[^/]+"
+    regex = "(?!(?:detail|changes)$)[^/]+"
 
 
 @bp.record_once
@@ -22,4 +22,4 @@ def _add_converter(state):
 
 
 # Each module registers its views on bp (members.py also shared-images' own blueprint).
-from app.images import members, routes, single  # noqa: E402,F401
+from app.images import feed, members, routes, single  # noqa: E402,F401

@@ -4,7 +4,8 @@ GET /v1/images/{id}/members, GET /v1/images/{id}/members/{member} and
 GET /v1/shared-images/{member}: the bodies python-glanceclient's v1 member
 manager reads. An image's owner and admins see all its members, a member
 its own membership, anyone else who may see the image none; the image must
-be one the caller may see, and not deleted (else 404, as in Glance).
+be one the caller may see, and not deleted (else 404, as in Glance). Each
+answer has an ETag and is given again while nothing changed (app/web/answers.py).
 """
 
 import functools
@@ -12,11 +13,12 @@ import functools
 from flask import Blueprint, g
 from werkzeug.exceptions import NotFound
 
-from app import db as database
 from app.auth import authenticate
 from app.images import bp, repository
+from app.images.routes import encoder
 from app.images.schemas import member_schema, shared_image_schema
-from app.images.single import read_image
+from app.images.single import image_or_404
+from app.web.answers import answer
 
 shared_bp = Blueprint("shared_images", __name__)
 shared_bp.before_request(authenticate)
@@ -28,7 +30,12 @@ def list_image_members(image_id):
 
     :raises 404: no such image, one the caller may not see, or a deleted one.
     """
-    return {"members": member_schema.dump(_members(image_id), many=True)}
+
+    def produce(reader, _):
+        members = _members(reader, image_id)
+        return encoder.encode({"members": member_schema.dump(members, many=True)})
+
+    return answer(("members", image_id), produce)
 
 
 @bp.get("/<image_id:image_id>/members/<member>")
@@ -37,10 +44,14 @@ def show_image_member(image_id, member):
 
     :raises 404: as for the list, or no such member (to this caller).
     """
-    found = _members(image_id, member)
-    if not found:
-        raise NotFound(description=f"Project {member[:100]} is not a member of that image.")
-    return {"member": member_schema.dump(found[0])}
+
+    def produce(reader, _):
+        found = _members(reader, image_id, member)
+        if not found:
+            raise NotFound(description=f"Project {member[:100]} is not a member of that image.")
+        return encoder.encode({"member": member_schema.dump(found[0])})
+
+    return answer(("member", image_id, member), produce)
 
 
 @shared_bp.get("/<member>")
@@ -50,16 +61,17 @@ def list_shared_images(member):
     Admins: all of them. A project asking for itself: all of them. Anyone
     else: only its own images shared with that project (never 403, as in Glance).
     """
-    caller = g.caller
-    rows = database.read(
-        lambda reader: repository.shared_images(reader, caller, member), caller.affinity
-    )
-    return {"shared_images": shared_image_schema.dump(rows, many=True)}
+
+    def produce(reader, _):
+        rows = repository.shared_images(reader, g.caller, member)
+        return encoder.encode({"shared_images": shared_image_schema.dump(rows, many=True)})
+
+    return answer(("shared", member), produce)
 
 
-def _members(raw_id, member=None):
+def _members(reader, raw_id, member=None):
     """[Membership] of the image `raw_id` names (only `member`'s, if given).
 
     :raises 404: no such image, one the caller may not see, or a deleted one.
     """
-    return read_image(raw_id, functools.partial(repository.image_members, member=member))
+    return image_or_404(reader, raw_id, functools.partial(repository.image_members, member=member))

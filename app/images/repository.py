@@ -1,4 +1,5 @@
-"""The SQL behind the image listing (visibility, filters, keyset paging), one image, its members.
+"""The SQL behind the image listing (visibility, filters, keyset paging), one image, its members,
+the change feed.
 
 Who may see an image is one predicate (_visible_condition), the listing's:
 a single image and its members are looked up through it too.
@@ -17,11 +18,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from app.db.reads import compiled
-from app.models import IMAGE_COLUMNS, Image, ImageMember, ImageProperty, sort_expressions
+from app.loading.changes import PROJECT
+from app.models import (
+    IMAGE_COLUMNS,
+    Image,
+    ImageDeparture,
+    ImageMember,
+    ImageProperty,
+    sort_expressions,
+)
 
 images_table = Image.__table__
 members_table = ImageMember.__table__
 properties_table = ImageProperty.__table__
+departures_table = ImageDeparture.__table__
 
 MATCH_FILTERS = ("name", "status", "container_format", "disk_format")
 # Filters served by an index of their own (their sort key's): each sort key
@@ -471,4 +481,84 @@ def _shared_sql(every_one):
         .join(images_table, images_table.c.id == members_table.c.image_id)
         .where(*conditions)
         .order_by(members_table.c.image_id)
+    )
+
+
+class Change(NamedTuple):
+    """One entry of a change-feed page: the image's listing row, or None if the caller lost it."""
+
+    change: int
+    image_id: str
+    row: tuple | None
+
+
+def changes_page(reader, caller, after, limit):
+    """[Change] of the images `caller` sees or stopped seeing after position `after`, in order.
+
+    `after` is (change, image id). An image the caller sees is listed at its
+    latest change, as the listing with changes-since shows it (deleted, killed
+    and hidden images too; an admin sees every image); one it saw and no
+    longer sees (app/loading/changes.py's departures) at its latest departure.
+    """
+    visibility = _visibility(caller, None)
+    parameters = {
+        "after_change": after[0],
+        "after_id": str(after[1]),
+        "limit": limit,
+        "project": caller.project_id,
+        "audiences": _audiences(visibility, caller.project_id),
+    }
+    rows = reader.rows(*_changes_sql(visibility).with_values(parameters))
+    return [Change(row[0], row[1], row[3:] if row[2] else None) for row in rows]
+
+
+def _audiences(visibility, project):
+    """The departures whose image the caller may have seen (app/models.py ImageDeparture)."""
+    if visibility == "everything":
+        return ("removed",)
+    if visibility == "public":
+        return ("public",)
+    return ("public", PROJECT + project)
+
+
+@functools.lru_cache(maxsize=4)
+def _changes_sql(visibility):
+    after = sa.tuple_(sa.bindparam("after_change"), sa.bindparam("after_id", type_=sa.Uuid))
+    limit = sa.bindparam("limit")
+    seen = (
+        sa.select(images_table.c.change, images_table.c.id, sa.true().label("visible"))
+        .where(sa.tuple_(images_table.c.change, images_table.c.id) > after)
+        .where(_visible_condition(visibility))
+        .order_by(images_table.c.change, images_table.c.id)
+        .limit(limit)
+    )
+    still_seen = sa.exists().where(
+        images_table.c.id == departures_table.c.image_id, _visible_condition(visibility)
+    )
+    departed = (
+        sa.select(
+            sa.func.max(departures_table.c.change).label("change"),
+            departures_table.c.image_id,
+            sa.false().label("visible"),
+        )
+        .where(
+            sa.tuple_(departures_table.c.change, departures_table.c.image_id) > after,
+            departures_table.c.audience.in_(sa.bindparam("audiences", expanding=True)),
+            ~still_seen,
+        )
+        .group_by(departures_table.c.image_id)
+        .order_by(sa.func.max(departures_table.c.change), departures_table.c.image_id)
+        .limit(limit)
+    )
+    entries = sa.union_all(seen, departed).subquery("entries")
+    # A seen image's row, read in the same statement (the same snapshot).
+    shown = entries.outerjoin(
+        images_table, sa.and_(entries.c.visible, images_table.c.id == entries.c.id)
+    )
+    return compiled(
+        sa.select(entries.c.change, entries.c.id, entries.c.visible, *IMAGE_FIELDS)
+        .add_columns(_properties_of(images_table))
+        .select_from(shown)
+        .order_by(entries.c.change, entries.c.id)
+        .limit(limit)
     )

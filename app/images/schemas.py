@@ -180,6 +180,30 @@ def _describe(name, value, messages):
     return f"Bad value passed to {kind}{name} got {value}: {'; '.join(messages)}."
 
 
+class ChangesQuerySchema(Schema):
+    """GET /v1/images/changes: `since` (a cursor; none: from the start) and `limit`."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    since = fields.Str()
+    limit = _non_negative()
+
+    @post_load
+    def clamp_limit(self, values, **kwargs):
+        config = current_app.config
+        limit = values.get("limit", config["PAGE_LIMIT_DEFAULT"])
+        return values.get("since"), min(limit, config["PAGE_LIMIT_MAX"])
+
+    def handle_error(self, error, data, **kwargs):
+        raise BadRequest(
+            description=" ".join(
+                _describe(name, data.get(name), messages)
+                for name, messages in sorted(error.messages.items())
+            )
+        )
+
+
 def query_params(args):
     """Flatten request.args: when a parameter repeats, the last value wins (as in WebOb)."""
     return {key: values[-1] for key, values in args.lists()}

@@ -53,14 +53,19 @@ def download_image(image_id):
 def read_image(raw_id, lookup):
     """What `lookup(reader, caller, image_id)` finds for the image `raw_id` names.
 
+    :raises 404: as image_or_404.
+    """
+    return database.read(lambda reader: image_or_404(reader, raw_id, lookup), g.caller.affinity)
+
+
+def image_or_404(reader, raw_id, lookup):
+    """What `lookup(reader, caller, image_id)` finds for the image `raw_id` names, with `reader`.
+
     :raises 404: not an image id, or `lookup` found nothing (None): the same
         for "no such image" and "you may not see it".
     """
     image_id = image_id_schema.load_id(raw_id)
-    caller = g.caller
-    found = None
-    if image_id is not None:
-        found = database.read(lambda reader: lookup(reader, caller, image_id), caller.affinity)
+    found = None if image_id is None else lookup(reader, g.caller, image_id)
     if found is None:
         raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
     return found
