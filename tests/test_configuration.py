@@ -325,6 +325,30 @@ def test_check_config_names_without_quoting_a_line_whose_value_became_a_name(tmp
     ]
 
 
+@pytest.mark.parametrize(
+    "text, mode, secrets",
+    [
+        ("[database]\nconnection = postgresql://u:Mn4Bv7@db/x", 0o644, "[database] connection"),
+        ("[database]\nconnection = postgresql://u:Mn4Bv7@db/x", 0o640, None),
+        (f"{KEYSTONE_SECTION}password = Mn4Bv7", 0o604, "[keystone_authtoken] password"),
+        ("[limits]\npage_limit_max = 70", 0o644, None),
+    ],
+    ids=["0644 database URL", "0640 database URL", "0604 keystone password", "0644 no secret"],
+)
+def test_check_config_warns_when_others_may_read_a_file_holding_a_secret(
+    tmp_path, text, mode, secrets
+):
+    path = _config(tmp_path, text)
+    os.chmod(path, mode)
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path, "DATABASE_URL": NOWHERE}, "check-config")
+    assert (result.returncode, result.stdout.strip()) == (0, f"{path}: OK"), result.stderr
+    warning = (
+        f"warning: {path} holds {secrets}, which every user may read (mode {mode:04o}): "
+        f"chmod o-rwx {path}"
+    )
+    assert result.stderr.splitlines() == ([warning] if secrets else [])
+
+
 def _config(folder, text):
     path = folder / "image-catalogue.conf"
     path.write_text(textwrap.dedent(text).strip() + "\n")

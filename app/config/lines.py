@@ -50,5 +50,11 @@ def line_at(path, wanted):
     return None, ""
 
 
+def assigned(path):
+    """{(section, name)} of every option the file at `path` assigns."""
+    names = ((section, option_name(line)) for _, section, line in numbered_lines(path))
+    return {(section, name) for section, name in names if name}
+
+
 def _section_name(name):
     return name if name == "DEFAULT" else name.lower()

@@ -8,14 +8,16 @@ option instead, and say what to write there.
 """
 
 import functools
+import os
 import re
+import stat
 
 import sqlalchemy as sa
 from keystoneauth1 import loading
 from oslo_config import cfg
 from oslo_policy import opts as policy_options
 
-from app.config.lines import line_at, written_at
+from app.config.lines import assigned, line_at, written_at
 from app.config.options import EMBEDDED, KEYSTONE, SETTINGS, option_groups
 
 # The service's own secrets are its database URLs, the password inside.
@@ -147,3 +149,16 @@ def _parses_as_url(url):
         return False
     # The part of a password after an @ written as it is would be taken for the host.
     return "@" not in host
+
+
+def exposure_warnings(paths):
+    """A warning for each file of `paths` every user may read that holds a secret option."""
+    for path in paths:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        held = sorted(key for key in assigned(path) if is_secret(*key))
+        if mode & stat.S_IROTH and held:
+            options = ", ".join(f"[{section}] {name}" for section, name in held)
+            yield (
+                f"warning: {path} holds {options}, which every user may read "
+                f"(mode {mode:04o}): chmod o-rwx {path}"
+            )
