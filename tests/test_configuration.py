@@ -3,16 +3,22 @@ a database it was told to use, or with a setting it cannot use."""
 
 import os
 import re
+import subprocess
+import sys
 import textwrap
+from typing import NamedTuple
 
 import pytest
 
 from app import create_app
 from app.config import ConfigurationError, load, settings
+from app.config.lines import written_at
 from app.config.sample import SAMPLE, generate
 from app.serving import address
+from deploy import CHECKOUT
 from deploy.commands import run_catalogue
-from deploy.processes import ProcessFailed
+from deploy.gunicorn_process import start_gunicorn
+from deploy.processes import ProcessFailed, stop
 from servers import start_service
 
 UNSET = "the catalogue's database is not set: set [database] connection (or DATABASE_URL)"
@@ -25,7 +31,7 @@ UNSET = "the catalogue's database is not set: set [database] connection (or DATA
         ("", re.escape(UNSET)),
         ("postgress://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
         ("mysql://user:secret@db/catalogue", "must be a postgresql:// URL or 'embedded'"),
-        ("not a url", r"\[database\] connection is not a URL"),
+        ("not a url", r"\[database\] connection: not a database URL"),
     ],
 )
 def test_app_refuses_to_start_without_a_postgresql_url(make_app, url, reason):
@@ -46,7 +52,7 @@ def test_commands_exit_with_the_reason_in_one_line_when_the_database_url_is_wron
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "image-catalogue: [database] connection must be a postgresql:// URL or 'embedded', "
-        "not mysql://user:***@db/catalogue"
+        "not mysql://..."
     ]
 
 
@@ -118,7 +124,8 @@ def test_a_variable_is_taken_as_written_and_a_stray_dollar_in_the_file_is_named(
     url = "postgresql://catalogue:pa$sw0rd$$@db/catalogue"
     assert settings(load(environ={"DATABASE_URL": url}))["SQLALCHEMY_DATABASE_URI"] == url
     path = _config(tmp_path, "[database]\nconnection = postgresql://catalogue:pa$sw0rd@db/x")
-    with pytest.raises(ConfigurationError, match=r"^\[database\] connection: a \$ there refers"):
+    stray = rf"^{re.escape(path)}:2: \[database\] connection: a \$ there refers"
+    with pytest.raises(ConfigurationError, match=stray):
         settings(load(path, environ={}))
 
 
@@ -145,7 +152,8 @@ def test_serve_names_a_wrong_bind_address_in_one_line(tmp_path):
     result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "serve")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "image-catalogue: [DEFAULT] bind_port: invalid literal for int() with base 10: 'http'"
+        f"image-catalogue: {path}:2: [DEFAULT] bind_port: "
+        "invalid literal for int() with base 10: 'http'"
     ]
 
 
@@ -165,7 +173,8 @@ def test_a_wrong_value_names_its_option_and_where_it_came_from(tmp_path):
     ):
         load(environ={"PORT": "http"})
     path = _config(tmp_path, "[limits]\npage_limit_max = many")
-    with pytest.raises(ConfigurationError, match=r"^\[limits\] page_limit_max: .*many"):
+    where = re.escape(f"{path}:2: [limits] page_limit_max: ")
+    with pytest.raises(ConfigurationError, match=rf"^{where}.*many"):
         settings(load(path, environ={}))
 
 
@@ -184,10 +193,20 @@ def test_check_config_names_every_problem_and_exits_1(tmp_path):
     result = _command({"IMAGE_CATALOGUE_CONFIG": path}, "check-config")
     assert result.returncode == 1
     assert sorted(result.stderr.splitlines()) == [
-        "[DEFAULT] bind_port: Should be less than or equal to 65535",
+        f"{path}:2: [DEFAULT] bind_port: Should be less than or equal to 65535",
         "image-catalogue.conf: [limits] has no option page_limits_max",
         "image-catalogue.conf: unknown section [glance]",
     ]
+
+
+def test_the_line_named_is_the_one_oslo_config_uses(tmp_path):
+    first, second = tmp_path / "first.conf", tmp_path / "second.conf"
+    first.write_text("[database]\nconnection = a\n")
+    second.write_text(
+        "[DATABASE]\n# connection = old\nconnection = b\n  continued\nconnection: c\n[limits]\n"
+    )
+    found = written_at([str(first), str(second)], "database", "connection")
+    assert found == (str(second), 5)
 
 
 def test_check_config_says_ok_for_a_file_the_service_can_use(tmp_path, database_url):
@@ -206,6 +225,130 @@ def test_the_sample_configuration_loads_as_it_is():
     assert settings(conf)["PAGE_LIMIT_MAX"] == 1000
 
 
+# serve refuses a configuration it cannot use before gunicorn starts a worker.
+REFUSAL_SECONDS = 60
+# A database nothing listens on: a command that got past the configuration fails at once.
+NOWHERE = "postgresql://catalogue@127.0.0.1:9/catalogue"
+KEYSTONE_SECTION = (
+    "[keystone_authtoken]\nwww_authenticate_uri = http://keystone.invalid:5000\n"
+    "auth_url = http://keystone.invalid:5000\nauth_type = password\nusername = catalogue\n"
+)
+
+
+class Leak(NamedTuple):
+    text: str  # the configuration file
+    secret: str
+    option: str
+
+    @property
+    def line(self):
+        return next(n for n, line in enumerate(self.text.splitlines(), 1) if self.secret in line)
+
+
+LEAKS = {
+    "$ in the database's password": Leak(
+        "[database]\nconnection = postgresql://catalogue:Qv7$Wx2Kz9Lm@db.invalid/catalogue",
+        "Qv7$Wx2Kz9Lm",
+        "[database] connection",
+    ),
+    "@ in the database's password": Leak(
+        "[database]\nconnection = postgresql://catalogue:Fd3@Gs8:Hk1Jl@db.invalid/catalogue",
+        "Fd3@Gs8:Hk1Jl",
+        "[database] connection",
+    ),
+    "a keystone password line without =": Leak(
+        f"[database]\nconnection = {NOWHERE}\n{KEYSTONE_SECTION}password Hj4Rt8Yp2Nq6",
+        "Hj4Rt8Yp2Nq6",
+        "[keystone_authtoken] password",
+    ),
+    "$ in the keystone password": Leak(
+        f"[DEFAULT]\nauth_strategy = keystone\n[database]\nconnection = {NOWHERE}\n"
+        f"{KEYSTONE_SECTION}password = Zx5$Cv8Bn3Mq",
+        "Zx5$Cv8Bn3Mq",
+        "[keystone_authtoken] password",
+    ),
+    "$ in the mirror's password": Leak(
+        f"[database]\nconnection = {NOWHERE}\n[glance_mirror]\n"
+        "connection = mysql+pymysql://glance:Tg6$Yh9Uj2Ik@db.invalid/glance",
+        "Tg6$Yh9Uj2Ik",
+        "[glance_mirror] connection",
+    ),
+    "@ in the mirror's password": Leak(
+        f"[database]\nconnection = {NOWHERE}\n[glance_mirror]\n"
+        "connection = mysql+pymysql://glance:Er5@Ty8Ui2@db.invalid/glance",
+        "Er5@Ty8Ui2",
+        "[glance_mirror] connection",
+    ),
+    "$ in a replica's password": Leak(
+        f"[database]\nconnection = {NOWHERE}\n[replicas]\nconnections = "
+        "postgresql://replica:Pl4$Ok7Ij1Uh@replica-1.invalid/catalogue",
+        "Pl4$Ok7Ij1Uh",
+        "[replicas] connections",
+    ),
+    ", in a replica's password": Leak(
+        f"[database]\nconnection = {NOWHERE}\n[replicas]\nconnections = "
+        "postgresql://replica:Wq3x,Er6Ty9@replica-1.invalid/catalogue",
+        "Wq3x,Er6Ty9",
+        "[replicas] connections",
+    ),
+}
+COMMANDS = [("check-config",), ("db", "upgrade"), ("images", "sync-glance"), ("tokens", "list")]
+
+
+@pytest.mark.parametrize("leak", LEAKS.values(), ids=LEAKS.keys())
+def test_no_command_shows_any_part_of_a_secret_it_cannot_use(tmp_path, leak):
+    path = _config(tmp_path, leak.text)
+    environment = {"IMAGE_CATALOGUE_CONFIG": path, "DATABASE_URL": "", "PORT": "9"}
+    results = {" ".join(command): _command(environment, *command) for command in COMMANDS}
+    results["serve"] = _serve(environment)
+    probe = [sys.executable, "-m", "app.serving.probe"]
+    results["probe"] = subprocess.run(
+        probe, cwd=CHECKOUT, env=_clean(environment), capture_output=True, text=True
+    )
+    fragments = _fragments(leak.secret)
+    where = f"{path}:{leak.line}: {leak.option}:"
+    for name, result in results.items():
+        assert result.returncode == 1, (name, result.stderr)
+        for line in (result.stdout + result.stderr).splitlines():
+            assert not fragments & _fragments(line), (name, line)
+        assert name == "probe" or where in result.stderr, (name, result.stderr)
+
+
+def test_check_config_names_without_quoting_a_line_whose_value_became_a_name(tmp_path):
+    # No =, but a : in the password: oslo.config reads the name `password Bn7Vc`.
+    path = _config(tmp_path, f"{KEYSTONE_SECTION}password Bn7Vc:Lk4Jh6Gf")
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path, "DATABASE_URL": NOWHERE}, "check-config")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:6: [keystone_authtoken] password: an option's name has no space; "
+        "write `password = value` (the line is not shown: it may hold a password)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, mode, secrets",
+    [
+        ("[database]\nconnection = postgresql://u:Mn4Bv7@db/x", 0o644, "[database] connection"),
+        ("[database]\nconnection = postgresql://u:Mn4Bv7@db/x", 0o640, None),
+        (f"{KEYSTONE_SECTION}password = Mn4Bv7", 0o604, "[keystone_authtoken] password"),
+        ("[limits]\npage_limit_max = 70", 0o644, None),
+    ],
+    ids=["0644 database URL", "0640 database URL", "0604 keystone password", "0644 no secret"],
+)
+def test_check_config_warns_when_others_may_read_a_file_holding_a_secret(
+    tmp_path, text, mode, secrets
+):
+    path = _config(tmp_path, text)
+    os.chmod(path, mode)
+    result = _command({"IMAGE_CATALOGUE_CONFIG": path, "DATABASE_URL": NOWHERE}, "check-config")
+    assert (result.returncode, result.stdout.strip()) == (0, f"{path}: OK"), result.stderr
+    warning = (
+        f"warning: {path} holds {secrets}, which every user may read (mode {mode:04o}): "
+        f"chmod o-rwx {path}"
+    )
+    assert result.stderr.splitlines() == ([warning] if secrets else [])
+
+
 def _config(folder, text):
     path = folder / "image-catalogue.conf"
     path.write_text(textwrap.dedent(text).strip() + "\n")
@@ -213,6 +356,30 @@ def _config(folder, text):
 
 
 def _command(environment, *arguments):
+    return run_catalogue(*arguments, env=_clean(environment), capture_output=True)
+
+
+def _clean(environment):
     # No configuration file or database of the test run leaks in.
     clean = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    return run_catalogue(*arguments, env={**clean, **environment}, capture_output=True)
+    return {**clean, **environment}
+
+
+def _serve(environment):
+    # serve as start_service starts it (gunicorn, its on_starting check), run to its end.
+    with start_gunicorn(
+        {**_clean(environment), "HOST": "127.0.0.1", "PORT": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        try:
+            stdout, stderr = server.communicate(timeout=REFUSAL_SECONDS)
+        except subprocess.TimeoutExpired:
+            stop(server)  # it serves: the test shows what it printed
+            stdout, stderr = server.communicate()
+    return subprocess.CompletedProcess(server.args, server.returncode, stdout, stderr)
+
+
+def _fragments(text, size=4):
+    return {text[start : start + size] for start in range(len(text) - size + 1)}

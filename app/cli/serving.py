@@ -10,6 +10,7 @@ import click
 from app import policy
 from app.config import ConfigurationError, config_file, load, one_line_exit, settings
 from app.config.checks import problems
+from app.config.secrets import exposure_warnings
 from app.serving import GUNICORN_SETTINGS, address
 from app.serving.nginx_site import Site
 
@@ -63,10 +64,14 @@ def serve(target, gunicorn_options):
 def check_config():
     """Check the configuration file, the environment's overrides and the policy file.
 
-    Names each problem on a line of its own and exits 1, or says OK.
+    Names each problem on a line of its own and exits 1, or says OK. A file
+    holding a secret that every user may read gets a warning, which alone
+    does not fail the check: the service runs, only the host is less safe.
     """
     path = config_file()
     conf = _configuration()
+    for warning in exposure_warnings(conf.config_file):
+        click.echo(warning, err=True)
     found = problems(conf)
     try:
         policy.enforcer(conf)

@@ -15,19 +15,23 @@ import sys
 
 from keystoneauth1 import exceptions as keystoneauth_errors
 from keystoneauth1 import loading
-from keystonemiddleware.auth_token import list_opts as keystone_options
 from oslo_config import cfg
 from oslo_policy import opts as policy_options
 
-from app.config.options import KEYSTONE_PREFIX, LIBRARY_VARIABLES, SETTINGS, list_opts
+from app.config.options import (
+    KEYSTONE,
+    KEYSTONE_PREFIX,
+    LIBRARY_VARIABLES,
+    SETTINGS,
+    option_groups,
+)
+from app.config.secrets import parse_problem, value_problem
 
 PROJECT = "image-catalogue"
 DEFAULT_CONFIG_FILE = "/etc/image-catalogue/image-catalogue.conf"
 # Without a configuration file, the policy is looked for here only (never in
 # a home folder, where oslo.policy would look next).
 DEFAULT_POLICY_FILE = "/etc/image-catalogue/policy.yaml"
-KEYSTONE = "keystone_authtoken"
-EMBEDDED = "embedded"
 
 
 class ConfigurationError(RuntimeError):
@@ -61,19 +65,12 @@ def load(path=None, environ=os.environ):
             validate_default_values=True,
             use_env=False,
         )
-    except (
-        cfg.ConfigFilesNotFoundError,
-        cfg.ConfigFilesPermissionDeniedError,
-        cfg.ConfigFileParseError,
-    ) as error:
+    except (cfg.ConfigFilesNotFoundError, cfg.ConfigFilesPermissionDeniedError) as error:
         raise ConfigurationError(str(error)) from None
+    except cfg.ConfigFileParseError as error:
+        raise ConfigurationError(parse_problem(error.config_file)) from None
     _apply_environment(conf, environ)
     return conf
-
-
-def option_groups():
-    """[(section, [options])] of every option read from the file, keystonemiddleware's too."""
-    return [*list_opts(), *keystone_options()]
 
 
 def settings(conf):
@@ -90,24 +87,10 @@ def _value(conf, setting):
     section = conf if setting.section == "DEFAULT" else conf[setting.section]
     try:
         return section[setting.option.dest]
-    except (cfg.ConfigFileValueError, ValueError) as error:
+    except (cfg.Error, ValueError) as error:
         raise ConfigurationError(
-            f"[{setting.section}] {setting.option.dest}: {invalid_reason(error)}"
+            value_problem(conf, setting.section, setting.option.dest, error)
         ) from None
-    except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as error:
-        raise ConfigurationError(
-            substitution_problem(setting.section, setting.option.dest, error)
-        ) from None
-
-
-def substitution_problem(section, name, error):
-    """A value whose $ oslo.config read as a reference to another option, in one line."""
-    return f"[{section}] {name}: a $ there refers to another option ({error}); write a $ as $$"
-
-
-def invalid_reason(error):
-    """Why oslo.config refused a value, without its repetition of where the value was."""
-    return str(error).rsplit(" is not valid: ", 1)[-1]
 
 
 def _apply_environment(conf, environ):

@@ -2,34 +2,38 @@
 
 import importlib.util
 import os
+import re
 
 import sqlalchemy as sa
 from keystoneauth1 import loading
 from oslo_config import cfg
 from oslo_policy import opts as policy_options
 
-from app.config import (
-    EMBEDDED,
-    KEYSTONE,
-    invalid_reason,
-    option_groups,
-    settings,
-    substitution_problem,
-    unknown_auth_plugin,
-)
+from app.config import settings, unknown_auth_plugin
+from app.config.lines import written_at
+from app.config.options import EMBEDDED, KEYSTONE, option_groups
+from app.config.secrets import line_problem, place, secret_problem, value_problem
+
+_OPTION_NAME = re.compile(r"[\w.-]+")
 
 
 def startup_problem(conf):
-    """The first reason `conf` cannot serve, in one line, or None."""
+    """The first reason `conf` cannot serve, in one line, or None.
+
+    A secret that cannot be read or a database URL that cannot be parsed
+    stops everything, whatever uses it: the message never quotes it.
+    """
     values = settings(conf)
-    problem = database_url_problem(values["SQLALCHEMY_DATABASE_URI"])
+    problem = secret_problem(conf)
+    if problem is None:
+        problem = database_url_problem(conf, values["SQLALCHEMY_DATABASE_URI"])
     if problem is None and values["AUTH_STRATEGY"] == "keystone":
         problem = keystone_problem(conf)
     return problem
 
 
-def database_url_problem(url):
-    """Why `url` cannot be the catalogue's database, in one line, or None."""
+def database_url_problem(conf, url):
+    """Why `url`, a URL secret_problem parsed, cannot be the catalogue's database, or None."""
     if not url:
         return (
             "the catalogue's database is not set: set [database] connection (or DATABASE_URL) "
@@ -43,13 +47,13 @@ def database_url_problem(url):
                 "requirements-dev.lock, or set a PostgreSQL URL"
             )
         return None
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        return "[database] connection is not a URL: set it to postgresql://... or 'embedded'"
+    parsed = sa.make_url(url)
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
-        shown = parsed.render_as_string(hide_password=True)
-        return f"[database] connection must be a postgresql:// URL or 'embedded', not {shown}"
+        # Its scheme only: the query string may hold a password too (?password=...).
+        return (
+            f"{place(conf, 'database', 'connection')}[database] connection must be a "
+            f"postgresql:// URL or 'embedded', not {parsed.drivername}://..."
+        )
     return None
 
 
@@ -107,7 +111,15 @@ def _unknown_names(conf, known):
                 continue
             for name in options:
                 if name not in known[section]:
-                    yield f"{os.path.basename(path)}: [{section}] has no option {name}"
+                    yield _unknown_option(path, section, name)
+
+
+def _unknown_option(path, section, name):
+    if _OPTION_NAME.fullmatch(name):
+        return f"{os.path.basename(path)}: [{section}] has no option {name}"
+    # A name with a space is more likely a value's start: `password s3c:ret`, its = forgotten.
+    _, number = written_at([path], section, name)
+    return line_problem(path, number, "an option's name has no space")
 
 
 def _bad_values(conf, known):
@@ -118,7 +130,5 @@ def _bad_values(conf, known):
                 continue  # a deprecated name, read under its new one
             try:
                 group[name]
-            except (cfg.ConfigFileValueError, cfg.ConfigSourceValueError, ValueError) as error:
-                yield f"[{section}] {name}: {invalid_reason(error)}"
-            except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as error:
-                yield substitution_problem(section, name, error)
+            except (cfg.Error, ValueError) as error:
+                yield value_problem(conf, section, name, error)

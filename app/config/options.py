@@ -8,7 +8,12 @@ the few Flask and its extensions know by another name.
 
 from typing import NamedTuple
 
+from keystonemiddleware.auth_token import list_opts as keystone_options
 from oslo_config import cfg
+
+KEYSTONE = "keystone_authtoken"
+# [database] connection's value for the local trial database: not a URL.
+EMBEDDED = "embedded"
 
 
 class Setting(NamedTuple):
@@ -435,3 +440,8 @@ def list_opts():
     for setting in SETTINGS:
         sections.setdefault(setting.section, []).append(setting.option)
     return list(sections.items())
+
+
+def option_groups():
+    """[(section, [options])] of every option read from the file, keystonemiddleware's too."""
+    return [*list_opts(), *keystone_options()]

@@ -16,7 +16,7 @@ from flask import current_app
 from flask_migrate import Migrate
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.config import EMBEDDED
+from app.config.options import EMBEDDED
 from app.db.engines import pool_options, with_installed_driver
 from app.db.reads import DatabaseUnavailable, ReadRouter
 
