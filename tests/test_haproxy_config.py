@@ -1,12 +1,34 @@
-"""The HAProxy configuration `image-catalogue haproxy-config` prints."""
+"""The HAProxy configuration `image-catalogue haproxy-config` prints, and the copy the docs show."""
+
+import re
+import shlex
 
 from click.testing import CliRunner
 
 from app.cli.serving import haproxy_config
+from helpers import ROOT
+
+OPERATIONS = ROOT / "docs" / "operations.md"
 
 
 def _render(*arguments):
     return CliRunner().invoke(haproxy_config, list(arguments))
+
+
+def _documented():
+    """(the haproxy-config arguments docs/operations.md shows, the output it shows for them)."""
+    text = OPERATIONS.read_text()
+    command = re.search(r"^\S*image-catalogue haproxy-config (?:.*\\\n)*.*$", text, re.M).group()
+    words = shlex.split(command.replace("\\\n", " ").partition("|")[0])
+    output = re.search(r"^```\n(# HAProxy for the image catalogue.*?)^```$", text, re.M | re.S)
+    return words[words.index("haproxy-config") + 1 :], output.group(1)
+
+
+def test_the_docs_show_what_their_command_prints():
+    arguments, shown = _documented()
+    result = _render(*arguments)
+    assert result.exit_code == 0, result.output
+    assert result.output == shown
 
 
 def test_127_0_0_1_is_always_allowed_metrics():
