@@ -27,9 +27,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest -m "not drill"
 
-# The drills run real nginx, PgBouncer, MariaDB, promtool and podman: installed if missing.
+# The drills run real nginx, HAProxy, PgBouncer, MariaDB, promtool and podman: installed if missing.
 PODMAN_PACKAGES := podman runc debootstrap
-DRILL_PACKAGES := nginx pgbouncer mariadb-server prometheus systemd $(PODMAN_PACKAGES)
+DRILL_PACKAGES := nginx haproxy pgbouncer mariadb-server prometheus systemd $(PODMAN_PACKAGES)
 drills: install
 	.ci/install-tools $(DRILL_PACKAGES)
 	$(BIN)/python -m pytest -m drill

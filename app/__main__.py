@@ -1,7 +1,8 @@
 """`image-catalogue` (and `python -m app`): the one command for operators.
 
     image-catalogue [--config-file FILE] db upgrade | images ... | tokens ... |
-                    serve | check-config | nginx-site ... | shipped-file NAME
+                    serve | check-config | nginx-site ... | haproxy-config ... |
+                    shipped-file NAME
 
 `db`, `images` and `tokens` run with the service's app (the configuration
 file, then the environment); the others need none.

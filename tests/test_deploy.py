@@ -1,17 +1,20 @@
-"""deploy/ is tested like code: nginx -t and systemd-analyze verify of what an operator copies."""
+"""deploy/ is tested like code: nginx -t, haproxy -c and systemd-analyze verify of what an
+operator copies."""
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from app.serving.haproxy_config import HAProxyConfig
 from app.serving.nginx_site import Site
 from deploy.commands import run_catalogue
 from deploy.nginx_process import nginx_command, nginx_prefix
 from helpers import ROOT
 from servers import tls_files
 
-pytestmark = pytest.mark.drill  # needs nginx and systemd-analyze (make drills installs them)
+pytestmark = pytest.mark.drill  # needs nginx, haproxy, systemd-analyze (make drills installs them)
 SYSTEMD = ROOT / "app" / "serving" / "systemd"
 UNITS = sorted(SYSTEMD.glob("*.service"))
 TIMERS = sorted(SYSTEMD.glob("*.timer"))
@@ -88,6 +91,37 @@ def test_the_render_command_prints_the_production_site():
     assert "server_name images.example.com;" in result.stdout
     assert "ssl_certificate /etc/ssl/images.pem;" in result.stdout
     assert result.stdout.count("max_fails=0;") == 2
+
+
+def _haproxy_c(tmp_path, **changes):
+    """`haproxy -c` of a production configuration (with `changes`) and a real certificate."""
+    _, certificate, key, _ = tls_files(tmp_path, "images.example.com")
+    pem = tmp_path / "images.example.com.pem"
+    pem.write_text(Path(certificate).read_text() + Path(key).read_text())
+    config = HAProxyConfig(
+        bind="192.0.2.10:443",
+        certificate=str(pem),
+        server_name="images.example.com",
+        servers={"ctl1-8080": "10.0.0.11:8080", "ctl1-8081": "10.0.0.11:8081"},
+        metrics_allow=["127.0.0.1", "10.0.0.0/8"],
+    )
+    for name, value in changes.items():
+        setattr(config, name, value)
+    (tmp_path / "haproxy.cfg").write_text(config.render())
+    return subprocess.run(
+        ["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True
+    )
+
+
+def test_the_haproxy_configuration_passes_haproxy_c_without_warnings(tmp_path):
+    result = _haproxy_c(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Configuration file is valid" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_haproxy_c_rejects_a_broken_configuration(tmp_path):
+    assert _haproxy_c(tmp_path, metrics_allow=["10.0.0.0/33"]).returncode != 0
 
 
 @pytest.mark.parametrize("unit", UNITS + TIMERS, ids=lambda path: path.name)

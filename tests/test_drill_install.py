@@ -69,6 +69,7 @@ def test_the_wheel_holds_the_service_and_nothing_else(wheel):
         "app/migrations/env.py",
         "app/serving/gunicorn_conf.py",
         "app/serving/templates/nginx-site.conf.in",
+        "app/serving/templates/haproxy.cfg.in",
         "app/serving/systemd/image-catalogue@.service",
     ):
         assert shipped in names

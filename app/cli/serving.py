@@ -1,4 +1,4 @@
-"""The commands that need no app: serve, check-config, nginx-site, shipped-file."""
+"""The commands that need no app: serve, check-config, nginx-site, haproxy-config, shipped-file."""
 
 import importlib.resources
 import multiprocessing
@@ -12,6 +12,7 @@ from app.config import ConfigurationError, config_file, load, one_line_exit, set
 from app.config.checks import problems
 from app.config.secrets import exposure_warnings
 from app.serving import GUNICORN_SETTINGS, address
+from app.serving.haproxy_config import HAProxyConfig
 from app.serving.nginx_site import Site
 
 SYSTEMD_UNITS = (
@@ -105,6 +106,42 @@ def nginx_site(upstreams, metrics_allow, **options):
     click.echo(site.render(), nl=False)
 
 
+def _named_servers(ctx, param, values):
+    """--server NAME=HOST:PORT, repeated: {NAME: HOST:PORT} in the order given."""
+    servers = {}
+    for value in values:
+        name, equals, address = value.partition("=")
+        if not (name and equals and address) or name in servers:
+            raise click.BadParameter(f"{value!r} is not NAME=HOST:PORT with a name of its own")
+        servers[name] = address
+    return servers
+
+
+@click.command("haproxy-config")
+@click.option("--server-name", required=True, help="The host name clients use.")
+@click.option("--bind", default=":443", show_default=True, help="Where HTTPS is served.")
+@click.option(
+    "--certificate", required=True, help="One PEM file: the certificate (chain), then its key."
+)
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    required=True,
+    callback=_named_servers,
+    help="A gunicorn instance, NAME=HOST:PORT (repeatable; /metrics/N is the Nth).",
+)
+@click.option(
+    "--metrics-allow",
+    multiple=True,
+    help="An address or CIDR allowed to GET /metrics and /readyz (repeatable; 127.0.0.1 always).",
+)
+def haproxy_config(metrics_allow, **options):
+    """Print the whole HAProxy configuration (HTTPS, /healthcheck checks, /metrics allow-list)."""
+    config = HAProxyConfig(metrics_allow=["127.0.0.1", *metrics_allow], **options)
+    click.echo(config.render(), nl=False)
+
+
 @click.command("shipped-file")
 @click.argument("name", type=click.Choice(sorted(SHIPPED)))
 def shipped_file(name):
@@ -113,4 +150,4 @@ def shipped_file(name):
     click.echo((importlib.resources.files(package) / path).read_text(), nl=False)
 
 
-COMMANDS = [serve, check_config, nginx_site, shipped_file]
+COMMANDS = [serve, check_config, nginx_site, haproxy_config, shipped_file]

@@ -77,7 +77,7 @@ def unshowable(record):
     """Why image-show could not answer `record` through the shipped proxies, or None.
 
     Its metadata headers would be more than they read from the service in
-    one answer (META_HEADERS_MAX_BYTES): a 502 from nginx, an error from HAProxy.
+    one answer (META_HEADERS_MAX_BYTES): a 502 from nginx or HAProxy.
     """
     size = meta_headers_bytes(_image_schema.dump(record))
     if size <= META_HEADERS_MAX_BYTES:

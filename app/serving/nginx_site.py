@@ -7,18 +7,9 @@ address. Both share every proxying rule and limit. `image-catalogue
 nginx-site` prints the production site (docs/operations.md, "nginx").
 """
 
-import importlib.resources
 from dataclasses import dataclass, field
 
-TEMPLATES = importlib.resources.files(__package__) / "templates"
-
-
-def fill(template, **values):
-    """The template file `template` with each @NAME@ replaced by values[NAME]."""
-    text = (TEMPLATES / template).read_text()
-    for name, value in values.items():
-        text = text.replace(f"@{name}@", value)
-    return text
+from app.serving import fill
 
 
 @dataclass
