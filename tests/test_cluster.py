@@ -161,8 +161,10 @@ def test_killing_a_replica_fails_no_request_and_it_rejoins(cluster):
         _wait_until(lambda: _reads(cluster, victim.name) > served, f"{victim.name} to serve again")
         client.wait_for_more(30)
     assert client.failures() == [], client.summary()
-    assert client.went_back() == []
-    print(f"replica kill drill: {client.summary()}")
+    # docs/scaling.md: when its replica goes down, and again when it rejoins, a
+    # client may see once a state up to the lag bound older than one it saw.
+    assert len(client.went_back()) <= 2, client.went_back()
+    print(f"replica kill drill: {client.summary()}; went back {client.went_back()}")
 
 
 def test_with_the_primary_down_listings_answer_and_writes_fail_clearly(cluster):

@@ -19,6 +19,7 @@ rotation for REPLICA_RETRY_SECONDS.
 """
 
 import hashlib
+import math
 import re
 import time
 from typing import NamedTuple
@@ -159,8 +160,13 @@ class ReadRouter:
         except _TargetFailed as failed:
             self._leave_out(target)
             return {"status": "unavailable", "error": str(failed.__cause__)}
-        if target.out_until and lag <= self.max_lag:
-            target.out_until = 0.0
+        if lag > self.max_lag:
+            # Behind the bound, or unknown (a standby not streaming): reads refuse it too.
+            return {
+                "status": "lagging",
+                "lag_seconds": round(lag, 3) if math.isfinite(lag) else None,
+            }
+        target.out_until = 0.0
         return {"status": "ok", "lag_seconds": round(lag, 3)}
 
     def _leave_out(self, target):
