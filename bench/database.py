@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import uuid
 from contextlib import closing
 from typing import NamedTuple
 
@@ -17,6 +18,9 @@ from app import create_app
 from app import db as database
 from app.config import load
 from app.db import embedded
+from app.images import cursors
+from app.models import CatalogueState
+from app.web.answers import AnswerCache
 from deploy.commands import run_catalogue
 
 BENCH_PGDATA = "/var/tmp/image-catalogue-bench/pgdata"
@@ -108,6 +112,10 @@ class RequestType(NamedTuple):
     path: str  # with its query
     token: str
     method: str = "GET"
+    # More headers, as ((name, value), ...).
+    headers: tuple = ()
+    # Served with answers given again (answer_cache_bytes); else with none kept.
+    reuse: bool = False
 
 
 def request_types(app, tokens):
@@ -115,6 +123,7 @@ def request_types(app, tokens):
     with app.app_context():
         newest = database.db.session.scalar(sa.text("SELECT max(updated_at) FROM images"))
         shared = _shared_image(database.db.session, "project-0001")
+        state = database.db.session.get(CatalogueState, 1)
     week_ago = (newest - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     detail = "/v1.1/images/detail"
     member = tokens["member"]
@@ -145,7 +154,33 @@ def request_types(app, tokens):
         # image-show of an image the member's project owns, and its members.
         "HEAD one image": RequestType(f"/v1.1/images/{shared}", member, "HEAD"),
         "member list": RequestType(f"/v1.1/images/{shared}/members", member),
+        # Polling (issue 24): an unchanged listing asked with its ETag, the same asked
+        # again without one (served with answers given again), the change feed.
+        "304 listing poll": RequestType(
+            detail, member, headers=(("If-None-Match", _etag(app, detail, member)),)
+        ),
+        "repeated listing": RequestType(detail, member, reuse=True),
+        "feed page of 25": RequestType(f"{FEED}?since={_feed_cursor(state, 0.5)}", member),
+        "feed poll, no changes": RequestType(f"{FEED}?since={_feed_cursor(state)}", member),
     }
+
+
+FEED = "/v1.1/images/changes"
+
+
+def _etag(app, path, token):
+    return app.test_client().get(path, headers={"X-Auth-Token": token}).headers["ETag"]
+
+
+def _feed_cursor(state, share=None):
+    """A cursor part-way through the catalogue's images (`share` of them in id order: the
+    generated catalogue is one change), or, without `share`, one that caught up."""
+    if share is None:
+        position = cursors.Position.caught_up(state.last_change)
+    else:
+        middle = uuid.UUID(int=int(share * (1 << 128)))
+        position = cursors.Position(state.last_change, state.last_change, middle)
+    return cursors.encode(position, state.deployment, state.cursor_key)
 
 
 def _shared_image(session, project):
@@ -213,17 +248,18 @@ def statements_of(app, request_type):
         client.open,
         request_type.path,
         method=request_type.method,
-        headers={"X-Auth-Token": request_type.token},
+        headers={"X-Auth-Token": request_type.token, **dict(request_type.headers)},
     )
+    reads, answers = app.extensions["reads"], app.extensions["answers"]
+    app.extensions["answers"] = AnswerCache(answers.max_bytes if request_type.reuse else 0)
     send()
-    reads = app.extensions["reads"]
     with closing(psycopg2.connect(_plain_url(app))) as connection:
         connection.autocommit = True
         app.extensions["reads"] = router = _RecordingRouter(connection.cursor())
         try:
             response = send()
         finally:
-            app.extensions["reads"] = reads
+            app.extensions["reads"], app.extensions["answers"] = reads, answers
     assert response.status_code < 400, response.get_data(as_text=True)
     return router.recorder.statements
 

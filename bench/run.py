@@ -44,13 +44,20 @@ def main():
     hello = {"hello": database.RequestType("/hello", None)}
     with served(environment, "bench.hello:app", "/hello") as (nginx, _):
         results["hello"] = _cells(nginx, hello, options)["hello"]
-    with served(environment) as (nginx, workers):
+    # Every request type is asked again and again: those measuring a query
+    # are served with no answers kept, those measuring answers given again with them.
+    without_reuse = {name: kind for name, kind in types.items() if not kind.reuse}
+    with served({**environment, "ANSWER_CACHE_BYTES": "0"}) as (nginx, workers):
         rss_before = rss_mb(workers)
-        for name, cells in _cells(nginx, types, options).items():
+        for name, cells in _cells(nginx, without_reuse, options).items():
             results["types"][name]["wrk"] = cells
         if options.soak:
             results["soak"] = _soak(nginx, workers, types["no filter"], options)
         results["worker_rss_mb"] = {"before": rss_before, "after": rss_mb(workers)}
+    with served(environment) as (nginx, _):
+        reused = {name: kind for name, kind in types.items() if kind.reuse}
+        for name, cells in _cells(nginx, reused, options).items():
+            results["types"][name]["wrk"] = cells
     setting = app.extensions["reads"].primary.setting
     for name, kind in types.items():
         print(f"pgbench and EXPLAIN: {name}", file=sys.stderr)
@@ -90,7 +97,9 @@ def _cells(nginx, types, options):
         for name, kind in types.items():
             print(f"wrk round {round_number}: {name}", file=sys.stderr)
             for count in options.connections:
-                cell = wrk(nginx, kind.path, kind.token, count, options.duration, kind.method)
+                cell = wrk(
+                    nginx, kind.path, kind.token, count, options.duration, kind.method, kind.headers
+                )
                 runs[name][count].append(cell)
     return {
         name: {str(count): median_cell(cells) for count, cells in by_count.items()}
@@ -120,7 +129,11 @@ def _tiers(environment, url, request, options):
         os.chmod(folder, 0o755)
         bouncer = Bouncer(folder, "bench", socket_folder, 5432, database=sa.make_url(url).database)
         try:
-            through_bouncer = {**environment, "DATABASE_URL": bouncer.url()}
+            through_bouncer = {
+                **environment,
+                "DATABASE_URL": bouncer.url(),
+                "ANSWER_CACHE_BYTES": "0",
+            }
             with served(through_bouncer) as (nginx, workers):
                 wrk(nginx, path, token, 16, 2)  # warm: every worker's connection open
                 tiers = {

@@ -36,12 +36,15 @@ def served(environment, app=None, ready_path="/healthz", options=()):
         gunicorn.stop()
 
 
-def wrk(nginx, path, token, connections, duration, method="GET"):
-    """req/s, p50 and p99 (ms), and non-2xx answers of `duration` seconds of wrk."""
+def wrk(nginx, path, token, connections, duration, method="GET", headers=()):
+    """req/s, p50 and p99 (ms), and non-2xx/3xx answers of `duration` seconds of wrk.
+
+    `headers`: more headers, as ((name, value), ...).
+    """
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
-    headers = {"X-Auth-Token": token} if token else {}
-    if token:
-        command += ["-H", f"X-Auth-Token: {token}"]
+    headers = {**({"X-Auth-Token": token} if token else {}), **dict(headers)}
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(f'wrk.method = "{method}"\n')
         script.flush()

@@ -102,6 +102,34 @@ def headers_filled_line(size=META_HEADERS_MAX_BYTES, properties=128, **fields):
     return json.dumps(record)
 
 
+def polling_recipes():
+    """The Python blocks of docs/api.md's Polling section, run in one namespace: the recipes."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text.split("## Polling", 1)[1].split("\n## ", 1)[0]
+    namespace = {}
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
+        exec(compile(block, "docs/api.md", "exec"), namespace)  # noqa: S102 - the docs' own code
+    return namespace
+
+
+def listed_images(base_url, token, **params):
+    """{id: image} of what GET /v1/images/detail with `params` shows `token`, page by page."""
+    images, marker = {}, None
+    while True:
+        answer = requests.get(
+            f"{base_url}/v1/images/detail",
+            params={**params, "limit": 1000, **({"marker": marker} if marker else {})},
+            headers={"X-Auth-Token": token},
+            timeout=60,
+        )
+        answer.raise_for_status()
+        page = answer.json()["images"]
+        images.update((image["id"], image) for image in page)
+        if len(page) < 1000:
+            return images
+        marker = page[-1]["id"]
+
+
 def metric_total(text, metric, **labels):
     """The sum of `metric`'s samples in Prometheus `text` whose labels include `labels`."""
     total = 0.0
