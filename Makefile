@@ -91,4 +91,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist build *.egg-info
+	rm -rf $(VENV) .openstack-venvs .pytest_cache .ruff_cache dist build *.egg-info
