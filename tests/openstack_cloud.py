@@ -235,8 +235,9 @@ class Glance:
         self.image_folder = folder / "images"
         self.database_url = None
         self.server = None
-        for path in (folder, self.image_folder, folder / "staging", folder / "tasks"):
-            path.mkdir()
+        folder.mkdir()
+        for name in ("images", "staging", "tasks", "locks"):
+            (folder / name).mkdir()
 
     def db_sync_command(self, database_url):
         """Write the configuration; return glance-manage db_sync."""
@@ -327,7 +328,7 @@ class Glance:
                     "allowed_hosts": "[127.0.0.1]",
                     "allowed_ports": "[]",
                 },
-                "oslo_concurrency": {"lock_path": self.folder},
+                "oslo_concurrency": {"lock_path": self.folder / "locks"},
             },
         )
 
