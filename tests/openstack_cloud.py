@@ -83,9 +83,10 @@ class OpenStackCloud:
     keystone_url (.../v3) and glance_url; glance_database_url (postgresql://,
     as the catalogue's Glance mirror reads it); image_folder (the file store);
     project_ids and keystoneauth1 sessions by user (admin, demo, other), and
-    token(user); log_paths by service (keystone, glance). `glance` stops,
-    starts and restarts Glance's API alone (a "Glance down" drill), or runs it
-    with other options for a `with` block (`glance.configured`).
+    token(user); log_paths by service (keystone, glance). `glance` is Glance's
+    API alone: stopped for a `with` block (`glance.down()`, a "Glance down"
+    drill), run with other options for one (`glance.configured(...)`), or
+    stopped, started and restarted.
     """
 
     def __init__(self, keystone, glance, glance_database_url, sessions):
@@ -234,7 +235,7 @@ class Glance:
         self.config_path = folder / "glance-api.conf"
         self.image_folder = folder / "images"
         self.database_url = None
-        self.server = None
+        self.server, self.options = None, {}
         folder.mkdir()
         for name in ("images", "staging", "tasks", "locks"):
             (folder / name).mkdir()
@@ -253,7 +254,11 @@ class Glance:
         show_multiple_locations: Glance's deprecated option that shows an
         image's `locations` and lets PATCH change them.
         """
-        self._write_config(image_size_cap, show_multiple_locations)
+        self.options = {
+            "image_size_cap": image_size_cap,
+            "show_multiple_locations": show_multiple_locations,
+        }
+        self._write_config(**self.options)
         self.server = _Server(
             self.venv,
             "glance.wsgi.api:application",
@@ -287,6 +292,15 @@ class Glance:
             yield
         finally:
             self.restart()
+
+    @contextlib.contextmanager
+    def down(self):
+        """Glance's API stopped for a `with` block, then started as it was, and answering."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.restart(**self.options)
 
     def _write_config(self, image_size_cap=None, show_multiple_locations=False):
         settings = {
