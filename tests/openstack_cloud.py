@@ -389,11 +389,16 @@ def _run_together(commands):
 
 
 def _spawn(command, log_path, environment=None):
+    # The venvs are installed without bytecode (tests/openstack_venvs.py):
+    # these processes write it, once, even where the tests' Python may not.
+    inherited = {
+        name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"
+    }
     with log_path.open("ab") as log:
         return subprocess.Popen(
             command,
             cwd=log_path.parent,
-            env={**os.environ, **(environment or {})},
+            env={**inherited, **(environment or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -40,10 +40,10 @@ def installed_venv(name, report=print):
         report(f"installing {name} from {lock.relative_to(ROOT)} into {venv.relative_to(ROOT)}")
         started = time.monotonic()
         _uv("venv", "--quiet", "--python", sys.executable, str(venv))
-        # Compiled now, once: otherwise every process would compile the
-        # imports it runs (or, with PYTHONDONTWRITEBYTECODE, compile again).
+        # No bytecode now: compiling every file (openstacksdk, networkx...)
+        # takes longer than the first processes take to compile what they import.
         _uv(
-            *("pip", "install", "--quiet", "--compile-bytecode", "--require-hashes"),
+            *("pip", "install", "--quiet", "--require-hashes"),
             *("--python", str(venv / "bin" / "python"), "-r", str(lock)),
         )
         (venv / _COMPLETE).touch()
