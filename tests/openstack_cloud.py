@@ -103,6 +103,13 @@ class OpenStackCloud:
         """A valid token of `user` (admin, demo, other), scoped to its project."""
         return self.sessions[user].get_token()
 
+    def delete_images(self):
+        """Delete every image, whoever owns it, so the next drill starts from an empty Glance."""
+        admin, listing = self.sessions["admin"], f"{self.glance_url}/v2/images?visibility=all"
+        while images := admin.get(listing).json()["images"]:
+            for image in images:
+                admin.delete(f"{self.glance_url}/v2/images/{image['id']}")
+
     def stop(self):
         self.glance.stop()
         self.keystone.stop()
@@ -247,16 +254,25 @@ class Glance:
         command = [self.venv / "bin" / "glance-manage", "--config-file", self.config_path]
         return [*command, "db_sync"], self.log_path
 
-    def start(self, *, image_size_cap=None, show_multiple_locations=False):
+    def start(
+        self,
+        *,
+        image_size_cap=None,
+        show_multiple_locations=False,
+        require_image_format_match=True,
+    ):
         """Serve the API with Glance's defaults but for these options; see wait_until_serving.
 
         image_size_cap: the largest upload, in bytes (None: Glance's 1 TiB).
         show_multiple_locations: Glance's deprecated option that shows an
         image's `locations` and lets PATCH change them.
+        require_image_format_match: Glance refuses an upload (415) whose bytes
+        are not of the image's disk_format (say, made-up bytes as qcow2).
         """
         self.options = {
             "image_size_cap": image_size_cap,
             "show_multiple_locations": show_multiple_locations,
+            "require_image_format_match": require_image_format_match,
         }
         self._write_config(**self.options)
         self.server = _Server(
@@ -302,7 +318,9 @@ class Glance:
         finally:
             self.restart(**self.options)
 
-    def _write_config(self, image_size_cap=None, show_multiple_locations=False):
+    def _write_config(
+        self, image_size_cap=None, show_multiple_locations=False, require_image_format_match=True
+    ):
         settings = {
             "log_file": self.log_path,
             "enabled_backends": "fs:file, web:http",
@@ -315,6 +333,7 @@ class Glance:
             self.config_path,
             {
                 "DEFAULT": settings,
+                "image_format": {"require_image_format_match": require_image_format_match},
                 "database": {"connection": _psycopg2(self.database_url)},
                 "glance_store": {"default_backend": "fs"},
                 "fs": {"filesystem_store_datadir": self.image_folder},
