@@ -16,6 +16,12 @@ pytestmark = pytest.mark.drill
 IMAGE_BYTES = b"".join(bytes([n % 251]) * 4096 for n in range(64))
 
 
+@pytest.fixture(autouse=True)
+def empty_glance(openstack):
+    yield
+    openstack.delete_images()
+
+
 def _glance(openstack, user):
     session = requests.Session()
     session.headers["X-Auth-Token"] = openstack.token(user)
@@ -176,7 +182,7 @@ def test_glance_down_refuses_connections_then_serves_again(openstack):
     assert demo.get(images, timeout=30).status_code == 200
 
 
-def test_glance_restarted_with_a_size_cap_and_locations_shown(openstack, image_server):
+def test_glance_restarted_with_other_options_then_with_glances_own(openstack, image_server):
     demo = _glance(openstack, "demo")
     add_location = {
         "json": [
@@ -185,22 +191,30 @@ def test_glance_restarted_with_a_size_cap_and_locations_shown(openstack, image_s
         "headers": {"Content-Type": "application/openstack-images-v2.1-json-patch"},
         "timeout": 30,
     }
-    with openstack.glance.configured(image_size_cap=len(IMAGE_BYTES), show_multiple_locations=True):
-        too_big = _create_image(demo, openstack, name="drill-too-big")
-        upload = demo.put(
-            f"{openstack.glance_url}/v2/images/{too_big}/file",
-            data=IMAGE_BYTES + b"!",
+
+    def upload(data, **fields):
+        image_id = _create_image(demo, openstack, **fields)
+        return demo.put(
+            f"{openstack.glance_url}/v2/images/{image_id}/file",
+            data=data,
             headers={"Content-Type": "application/octet-stream"},
             timeout=60,
         )
-        assert upload.status_code == 413, upload.text
 
-        located = _create_image(demo, openstack, name="drill-patched-location")
+    with openstack.glance.configured(
+        image_size_cap=len(IMAGE_BYTES),
+        show_multiple_locations=True,
+        require_image_format_match=False,
+    ):
+        assert upload(IMAGE_BYTES + b"!").status_code == 413
+        assert upload(IMAGE_BYTES, disk_format="qcow2").status_code == 204
+        located = _create_image(demo, openstack)
         patched = demo.patch(f"{openstack.glance_url}/v2/images/{located}", **add_location)
         assert patched.status_code == 200, patched.text
         assert patched.json()["locations"] == [{"url": image_server, "metadata": {"store": "web"}}]
         assert patched.json()["status"] == "active"
 
-    hidden = _create_image(demo, openstack, name="drill-hidden-location")
+    assert upload(IMAGE_BYTES, disk_format="qcow2").status_code == 415
+    hidden = _create_image(demo, openstack)
     refused = demo.patch(f"{openstack.glance_url}/v2/images/{hidden}", **add_location)
     assert refused.status_code == 403, refused.text
