@@ -206,9 +206,14 @@ class Keystone:
             *("--bootstrap-internal-url", self.url),
         )
 
-    def _manage(self, *arguments):
-        command = [self.venv / "bin" / "keystone-manage", "--config-file", self.config_path]
-        return [*command, *arguments], self.log_path
+    def _manage(self, step, *arguments):
+        # A log of its own: run side by side, the steps would mix their tails.
+        log_path = self.folder / f"keystone-manage-{step}.log"
+        command = [
+            *(self.venv / "bin" / "keystone-manage", "--config-file", self.config_path),
+            *("--log-file", log_path),
+        ]
+        return [*command, step, *arguments], log_path
 
     def start(self):
         self.server = _Server(
@@ -251,8 +256,12 @@ class Glance:
         """Write the configuration; return glance-manage db_sync."""
         self.database_url = database_url
         self._write_config()
-        command = [self.venv / "bin" / "glance-manage", "--config-file", self.config_path]
-        return [*command, "db_sync"], self.log_path
+        log_path = self.folder / "glance-manage.log"
+        command = [
+            *(self.venv / "bin" / "glance-manage", "--config-file", self.config_path),
+            *("--log-file", log_path),
+        ]
+        return [*command, "db_sync"], log_path
 
     def start(
         self,
