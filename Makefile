@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock \
-	dist image sample-config clean
+	openstack-lock dist image sample-config clean
 
 install: $(INSTALLED)
 
@@ -65,6 +65,12 @@ lock: install
 	$(LOCK) requirements-dev.txt -o requirements-dev.lock
 	$(LOCK) requirements-dev.txt bench/requirements.txt -o bench/requirements.lock
 
+# The same for Keystone and Glance, each installed into a virtualenv of its own
+# by the drills that run them (tests/openstack_venvs.py).
+openstack-lock: install
+	$(LOCK) tests/openstack/keystone-requirements.txt -o tests/openstack/keystone.lock
+	$(LOCK) tests/openstack/glance-requirements.txt -o tests/openstack/glance.lock
+
 # The source distribution and the wheel, in dist/.
 dist: install
 	rm -rf dist
@@ -85,4 +91,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist build *.egg-info
+	rm -rf $(VENV) .openstack-venvs .pytest_cache .ruff_cache dist build *.egg-info

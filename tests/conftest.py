@@ -21,6 +21,7 @@ from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
 from deploy.glance_schemas import load_schema
 from helpers import BASE_TIME, ROOT
+from openstack_cloud import start_cloud
 from servers import start_service, tls_files
 
 
@@ -251,3 +252,31 @@ def wheel(tmp_path_factory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (built,) = outdir.glob("*.whl")
     return built
+
+
+@pytest.fixture(scope="session")
+def openstack(database_url, tmp_path_factory, pytestconfig):
+    """Keystone 30 and Glance 33 on loopback, for drills (tests/openstack_cloud.py).
+
+    Their databases are throwaway ones on the test server; the first run in a
+    checkout installs their virtualenvs (.openstack-venvs/), showing progress.
+    """
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    terminal = pytestconfig.pluginmanager.getplugin("terminalreporter")
+
+    def report(line):
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"[openstack] {line}")
+
+    keystone_databases = _throwaway_database(database_url)
+    glance_databases = _throwaway_database(database_url)
+    cloud = start_cloud(
+        tmp_path_factory.mktemp("openstack"),
+        keystone_database_url=next(keystone_databases),
+        glance_database_url=next(glance_databases),
+        report=report,
+    )
+    yield cloud
+    cloud.stop()
+    next(glance_databases, None)
+    next(keystone_databases, None)
