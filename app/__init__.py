@@ -63,10 +63,11 @@ def create_app(conf=None):
     observability.init_app(app)
     limits.init_app(app)
     hosts.init_app(app)
+    # Answers given again sit in front of Flask, behind Keystone's middleware.
+    answers.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
     health.init_app(app)
-    answers.init_app(app)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(versions.bp)
     app.register_blueprint(openapi.bp)

@@ -1,5 +1,6 @@
 """API tokens: issued by the CLI, stored only as SHA-256 hashes."""
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -24,12 +25,16 @@ class Caller:
 
     `affinity` (the token's digest) keeps a caller's reads on one replica
     (app/db/reads.py), so consecutive pages come from one copy of the catalogue.
+    `trusted_until` (a time.time()) is how long the caller may be taken
+    as it is without asking again (TokenCache), so answers given again
+    (app/web/answers.py) are not given past a revocation this service would see.
     """
 
     project_id: str | None
     roles: frozenset
     affinity: str = ""
     is_admin: bool = False
+    trusted_until: float = 0.0
 
 
 def hash_token(token):
@@ -162,12 +167,15 @@ class TokenCache:
         return caller
 
     def put(self, digest, caller, expires_at):
+        """Keep `caller`; return it as kept (its trusted_until the time it stays cached)."""
         if not self.seconds:
-            return
+            return caller
         fresh_until = self.clock() + self.seconds
         if expires_at is not None:
             fresh_until = min(fresh_until, expires_at.timestamp())
+        caller = dataclasses.replace(caller, trusted_until=fresh_until)
         self._entries.pop(digest, None)
         if len(self._entries) >= self.max_entries:
             del self._entries[next(iter(self._entries))]
         self._entries[digest] = (caller, fresh_until)
+        return caller

@@ -154,10 +154,10 @@ def request_types(app, tokens):
         # image-show of an image the member's project owns, and its members.
         "HEAD one image": RequestType(f"/v1.1/images/{shared}", member, "HEAD"),
         "member list": RequestType(f"/v1.1/images/{shared}/members", member),
-        # Polling (issue 24): an unchanged listing asked with its ETag, the same asked
-        # again without one (served with answers given again), the change feed.
+        # Polling (issue 24): an unchanged listing asked with its ETag and asked again
+        # without one (both served as configured by default: answers kept), the change feed.
         "304 listing poll": RequestType(
-            detail, member, headers=(("If-None-Match", _etag(app, detail, member)),)
+            detail, member, headers=(("If-None-Match", _etag(app, detail, member)),), reuse=True
         ),
         "repeated listing": RequestType(detail, member, reuse=True),
         "feed page of 25": RequestType(f"{FEED}?since={_feed_cursor(state, 0.5)}", member),

@@ -5,8 +5,8 @@ import sqlalchemy as sa
 
 from app.db import db
 from app.db.reads import Reader
-from app.web.answers import AnswerCache
-from helpers import DETAIL, error_message, import_line
+from app.web.answers import Answer, AnswerCache
+from helpers import DETAIL, REQUESTS_TOTAL, error_message, import_line, served_total
 
 A, B = "aaaaaaaa-0000-4000-8000-000000000000", "bbbbbbbb-0000-4000-8000-000000000000"
 PATHS = [DETAIL, "/v1/images", f"/v1/images/{A}/members", "/v1/images/changes"]
@@ -164,13 +164,67 @@ def test_a_bad_request_is_still_a_400_whatever_if_none_match_says(client, make_t
     assert error_message(response, 400)
 
 
+def _given(body, number=1):
+    return Answer(number, "tag", body, "/v1/images/detail", False, 0.0, "")
+
+
 def test_the_answer_cache_keeps_recent_answers_within_its_bytes():
-    cache = AnswerCache(max_bytes=10)
-    cache.put("a", 1, b"1234")
-    cache.put("b", 1, b"1234")
-    assert cache.get("a", 1) == b"1234"  # now the most recent
-    cache.put("c", 1, b"1234")  # pushes out b, the least recently used
-    assert (cache.get("a", 1), cache.get("b", 1), cache.get("c", 1)) == (b"1234", None, b"1234")
+    cache = AnswerCache(max_bytes=10 + 2 * AnswerCache.ENTRY_BYTES)
+    cache.put("a", _given(b"1234"))
+    cache.put("b", _given(b"1234"))
+    assert cache.get("a", 1).body == b"1234"  # now the most recent
+    cache.put("c", _given(b"1234"))  # pushes out b, the least recently used
+    assert [cache.get(key, 1) is not None for key in "abc"] == [True, False, True]
     assert cache.get("a", 2) is None  # an answer of an older change number is never given
-    cache.put("big", 1, b"x" * 11)
-    assert cache.get("big", 1) is None and cache.size <= 10
+    cache.put("big", _given(b"x" * cache.max_bytes))
+    assert cache.get("big", 1) is None and cache.size <= cache.max_bytes
+
+
+@pytest.fixture
+def asked_again(client, run, make_token):
+    """(token, the first answer) of a listing asked once, now kept by the worker."""
+    _import(run, import_line(id=A))
+    token = make_token("p1")
+    return token, _get(client, DETAIL, token)
+
+
+def test_an_answer_given_again_has_the_first_ones_headers(client, asked_again):
+    token, first = asked_again
+    again = client.get(DETAIL, headers={"X-Auth-Token": token, "X-Openstack-Request-Id": "r1"})
+    assert again.get_data() == first.get_data()
+    assert dict(again.headers) == {**dict(first.headers), "X-Openstack-Request-Id": "req-r1"}
+    not_modified = _get(client, DETAIL, token, first.headers["ETag"])
+    names = {name for name, _ in first.headers} - {"Content-Type", "Content-Length"}
+    assert {name for name, _ in not_modified.headers} - {"Content-Length"} == names
+
+
+def test_answers_are_given_again_to_the_same_credentials_and_host_only(
+    client, asked_again, make_token, statements
+):
+    token, first = asked_again
+    other_token = make_token("p1")  # the same project, another token: asked anew
+    assert _get(client, DETAIL, other_token).get_data() == first.get_data()
+    assert any("api_tokens" in sql for sql in statements)
+    bad_host = client.get(DETAIL, headers={"X-Auth-Token": token, "Host": "evil.example"})
+    assert bad_host.status_code == 200  # no allowed_hosts here: Flask answered it
+    huge = client.get(DETAIL, headers={"X-Auth-Token": token, "X-Padding": "x" * 9000})
+    assert huge.status_code == 431
+
+
+def test_a_revoked_token_is_not_answered_once_its_cache_time_is_over(
+    make_app, app, run, make_token
+):
+    client = make_app(TOKEN_CACHE_SECONDS=0).test_client()
+    _import(run, import_line(id=A))
+    token = make_token("p1")
+    assert _get(client, DETAIL, token).status_code == 200
+    assert run("tokens", "revoke", token).exit_code == 0
+    assert _get(client, DETAIL, token).status_code == 401
+
+
+def test_answers_given_again_are_counted_by_route_and_status(client, asked_again):
+    token, first = asked_again
+    before = served_total(client, REQUESTS_TOTAL, route=DETAIL, status="304")
+    for _ in range(3):
+        assert _get(client, DETAIL, token, first.headers["ETag"]).status_code == 304
+    assert served_total(client, REQUESTS_TOTAL, route=DETAIL, status="304") == before + 3

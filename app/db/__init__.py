@@ -110,12 +110,12 @@ def error_summary(error):
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 
-def read(work, affinity=""):
+def read(work, affinity="", settings=True):
     """Run `work(reader)` on the database reads go to (app/db/reads.py); return its result.
 
     :raises DatabaseUnavailable: no database could serve it.
     """
-    return current_app.extensions["reads"].read(work, affinity)
+    return current_app.extensions["reads"].read(work, affinity, settings)
 
 
 def status():

@@ -96,6 +96,7 @@ class Target:
             f"SET LOCAL statement_timeout = {int(settings['DB_STATEMENT_TIMEOUT_MS'])};"
             "SET LOCAL timezone = 'UTC'; SET LOCAL jit = off;"
         )
+        self.check = check
         self.prefix = self.setting + check
         self.out_until = 0.0
         READS.labels(name)  # the series exists from the start, at 0
@@ -114,15 +115,18 @@ class ReadRouter:
         ]
         self.retry_seconds = settings["REPLICA_RETRY_SECONDS"]
 
-    def read(self, work, affinity=""):
+    def read(self, work, affinity="", settings=True):
         """Return `work(reader)` run on the caller's replica, the next usable one, or the primary.
+
+        Without `settings`, a replica's lag check still goes first, but not the
+        read's statement timeout and time zone: for a single-row read that needs neither.
 
         :raises DatabaseUnavailable: no database could serve it.
         """
         failure = None
         for target in self.candidates(affinity):
             try:
-                result = _run(target, work)
+                result = _run(target, work, prefix=None if settings else target.check)
             except _TargetFailed as failed:
                 failure = failed
                 self._leave_out(target)

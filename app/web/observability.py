@@ -70,30 +70,52 @@ def _start_timer():
 
 def _record(response):
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    # Every label comes from a closed set, so no request can add a time series.
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    method = request.method if request.method in KNOWN_METHODS else "other"
-    requests, latency = _series(route, method, response.status_code)
-    requests.inc()
-    latency.observe(elapsed)
-    if _logged(response.status_code, elapsed) and current_app.logger.isEnabledFor(logging.INFO):
-        current_app.logger.info(
-            "request",
-            extra=log_fields(
-                method=request.method,
-                path=request.path,
-                query=masked_query(request.query_string)[:1000] if request.query_string else "",
-                status=response.status_code,
-                duration_ms=round(elapsed * 1000, 2),
-                remote_addr=request.remote_addr,
-            ),
-        )
+    record(
+        current_app,
+        request.environ,
+        route,
+        response.status_code,
+        elapsed,
+        request_id.current(),
+    )
     return response
 
 
-def _logged(status, elapsed):
+def record(app, environ, route, status, elapsed, request_id_):
+    """Count a request answered, and log its line if ACCESS_LOG wants it."""
+    # Every label comes from a closed set, so no request can add a time series.
+    method = environ["REQUEST_METHOD"]
+    method = method if method in KNOWN_METHODS else "other"
+    requests, latency = _series(route, method, status)
+    requests.inc()
+    latency.observe(elapsed)
+    if _logged(app.config, status, elapsed) and app.logger.isEnabledFor(logging.INFO):
+        query = environ.get("QUERY_STRING", "").encode("latin-1")
+        app.logger.info(
+            "request",
+            extra={
+                "fields": {
+                    "request_id": request_id_,
+                    "method": environ["REQUEST_METHOD"],
+                    "path": _path(environ),
+                    "query": masked_query(query)[:1000] if query else "",
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "remote_addr": environ.get("REMOTE_ADDR"),
+                }
+            },
+        )
+
+
+def _path(environ):
+    # As werkzeug's request.path: PATH_INFO's bytes read as UTF-8, with a leading slash.
+    raw = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    return "/" + raw.lstrip("/")
+
+
+def _logged(config, status, elapsed):
     """Whether ACCESS_LOG wants this request's line: every one, or failures and slow ones."""
-    config = current_app.config
     if config["ACCESS_LOG"] == "all":
         return True
     return status >= 400 or elapsed * 1000 >= config["SLOW_REQUEST_MS"]

@@ -17,12 +17,15 @@ def init_app(app):
 def current():
     """Return this request's id: the caller's (at most 64 printable characters) or a new one."""
     if "request_id" not in g:
-        incoming = request.headers.get(HEADER, "")
-        if len(incoming) <= MAX_LENGTH and _PRINTABLE.fullmatch(incoming):
-            g.request_id = incoming if incoming.startswith("req-") else f"req-{incoming}"
-        else:
-            g.request_id = f"req-{uuid.uuid4()}"
+        g.request_id = request_id_for(request.headers.get(HEADER, ""))
     return g.request_id
+
+
+def request_id_for(incoming):
+    """The id of a request that came with id `incoming` (may be ''): that one, or a new one."""
+    if len(incoming) <= MAX_LENGTH and _PRINTABLE.fullmatch(incoming):
+        return incoming if incoming.startswith("req-") else f"req-{incoming}"
+    return f"req-{uuid.uuid4()}"
 
 
 def _add_header(response):
