@@ -234,7 +234,7 @@ class _RecordingRouter:
     def __init__(self, cursor):
         self.recorder = _Recorder(cursor)
 
-    def read(self, work, affinity=""):
+    def read(self, work, affinity="", settings=True):
         return work(self.recorder)
 
 

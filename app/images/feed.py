@@ -44,7 +44,8 @@ def _page(reader, current, since, limit):
             "(the first pages list every image you may see) and go on with the cursor you get."
         )
     changes = []
-    if limit:
+    # A poller that caught up with the latest change has nothing to read.
+    if limit and position[1:] != cursors.Position.caught_up(current.number)[1:]:
         after = (position.change, position.image_id)
         changes = repository.changes_page(reader, g.caller, after, limit)
     shown = iter(dump_detail([change.row for change in changes if change.row is not None]))
