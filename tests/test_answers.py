@@ -2,6 +2,7 @@
 
 import pytest
 import sqlalchemy as sa
+from flask import request
 
 from app.db import db
 from app.db.reads import Reader
@@ -220,6 +221,29 @@ def test_a_revoked_token_is_not_answered_once_its_cache_time_is_over(
     assert _get(client, DETAIL, token).status_code == 200
     assert run("tokens", "revoke", token).exit_code == 0
     assert _get(client, DETAIL, token).status_code == 401
+
+
+def test_answers_are_given_again_in_front_of_flask_after_the_token_was_checked_again(
+    app, client, asked_again, statements, monkeypatch
+):
+    token, first = asked_again
+    dispatch, reached_flask = app.full_dispatch_request, []
+
+    def counted():
+        reached_flask.append(request.path)
+        return dispatch()
+
+    monkeypatch.setattr(app, "full_dispatch_request", counted)
+    cache = app.extensions["token_cache"]
+    now = [cache.clock()]
+    cache.clock = lambda: now[0]
+    assert _get(client, DETAIL, token).get_data() == first.get_data()
+    assert reached_flask == []
+    now[0] += cache.seconds + 1  # the token's cache time is over: Flask checks it again
+    assert _get(client, DETAIL, token).get_data() == first.get_data()
+    assert reached_flask == [DETAIL] and any("api_tokens" in sql for sql in statements)
+    assert _get(client, DETAIL, token).get_data() == first.get_data()
+    assert reached_flask == [DETAIL]  # given again in front of Flask, as before
 
 
 def test_answers_given_again_are_counted_by_route_and_status(client, asked_again):

@@ -95,7 +95,10 @@ def answer(question, produce, *, for_pollers=False):
     def work(reader):
         current = change_state(reader)
         given = answers.get(key, current.number)
-        if given is None:
+        if given is not None:
+            # The credentials were checked again: trusted for as long as the caller now is.
+            given = given._replace(trusted_until=caller.trusted_until)
+        else:
             tag = entity_tag((question, caller.project_id, caller.is_admin), current)
             given = Answer(
                 current.number,
