@@ -66,10 +66,10 @@ lock: install
 	$(LOCK) requirements-dev.txt bench/requirements.txt -o bench/requirements.lock
 
 # The same for Keystone and Glance, each installed into a virtualenv of its own
-# by the drills that run them (tests/openstack_venvs.py).
+# by the drills that run them (deploy/openstack_venvs.py).
 openstack-lock: install
-	$(LOCK) tests/openstack/keystone-requirements.txt -o tests/openstack/keystone.lock
-	$(LOCK) tests/openstack/glance-requirements.txt -o tests/openstack/glance.lock
+	$(LOCK) deploy/openstack/keystone-requirements.txt -o deploy/openstack/keystone.lock
+	$(LOCK) deploy/openstack/glance-requirements.txt -o deploy/openstack/glance.lock
 
 # The source distribution and the wheel, in dist/.
 dist: install

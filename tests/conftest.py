@@ -20,8 +20,8 @@ from app.db import db, embedded
 from app.models import Image, ImageMember, ImageProperty
 from app.tokens import issue_token
 from deploy.glance_schemas import load_schema
+from deploy.openstack_cloud import start_cloud
 from helpers import BASE_TIME, ROOT
-from openstack_cloud import start_cloud
 from servers import start_service, tls_files
 
 
@@ -57,6 +57,14 @@ def _throwaway_database(server_url, name=None):
 def empty_database(new_database):
     """A new, empty database on the test server, dropped afterwards."""
     return new_database()
+
+
+@pytest.fixture(scope="module")
+def module_database(database_url):
+    """A new, empty database for one test module, dropped after it."""
+    databases = _throwaway_database(database_url)
+    yield next(databases)
+    next(databases, None)
 
 
 @pytest.fixture
@@ -256,7 +264,7 @@ def wheel(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def openstack(database_url, tmp_path_factory, pytestconfig):
-    """Keystone 30 and Glance 33 on loopback, for drills (tests/openstack_cloud.py).
+    """Keystone 30 and Glance 33 on loopback, for drills (deploy/openstack_cloud.py).
 
     Their databases are throwaway ones on the test server; the first run in a
     checkout installs their virtualenvs (.openstack-venvs/), showing progress.

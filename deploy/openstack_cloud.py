@@ -1,6 +1,6 @@
 """A real, minimal OpenStack on loopback for the drills: Keystone 30 and Glance 33.
 
-Each runs under gunicorn from a virtualenv of its own (tests/openstack_venvs.py),
+Each runs under gunicorn from a virtualenv of its own (deploy/openstack_venvs.py),
 its database a throwaway one on the tests' PostgreSQL. Keystone holds the
 admin, the users `demo` and `other` (each a member of the project of the same
 name) and Glance's service user, and lists Glance in its catalog. Glance checks
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
+from deploy.openstack_venvs import OPENSTACK_FILES, installed_venv
 from deploy.processes import (
     READY_DEADLINE_SECONDS,
     ProcessFailed,
@@ -29,7 +30,6 @@ from deploy.processes import (
     stop,
     wait_until_answering,
 )
-from openstack_venvs import OPENSTACK_FILES, installed_venv
 
 REGION = "RegionOne"
 # user: (project, role). Keystone's bootstrap makes the admin and its project,
@@ -102,6 +102,27 @@ class OpenStackCloud:
     def token(self, user):
         """A valid token of `user` (admin, demo, other), scoped to its project."""
         return self.sessions[user].get_token()
+
+    def catalogue_settings(self):
+        """The variables of an image catalogue taking v1 writes through this cloud: Keystone's
+        tokens (checked as Glance's service user), Glance from the catalog, its database."""
+        user, project, _ = GLANCE_USER
+        keystone = {
+            "WWW_AUTHENTICATE_URI": self.keystone_url,
+            "AUTH_URL": self.keystone_url,
+            "AUTH_TYPE": "password",
+            "USERNAME": user,
+            "PASSWORD": password(user),
+            "PROJECT_NAME": project,
+            "USER_DOMAIN_ID": "default",
+            "PROJECT_DOMAIN_ID": "default",
+        }
+        return {
+            "AUTH_STRATEGY": "keystone",
+            **{f"KEYSTONE_AUTHTOKEN_{name}": value for name, value in keystone.items()},
+            "GLANCE_DATABASE_URL": self.glance_database_url,
+            "GLANCE_API_REGION_NAME": REGION,
+        }
 
     def delete_images(self):
         """Delete every image, whoever owns it, so the next drill starts from an empty Glance."""
@@ -417,7 +438,7 @@ def _run_together(commands):
 
 
 def _spawn(command, log_path, environment=None):
-    # The venvs are installed without bytecode (tests/openstack_venvs.py):
+    # The venvs are installed without bytecode (deploy/openstack_venvs.py):
     # these processes write it, once, even where the tests' Python may not.
     inherited = {
         name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"

@@ -1,6 +1,6 @@
 """Keystone's and Glance's virtualenvs for the drills, installed once per checkout.
 
-Each is built from its hashed lock (tests/openstack/NAME.lock, `make openstack-lock`)
+Each is built from its hashed lock (deploy/openstack/NAME.lock, `make openstack-lock`)
 into .openstack-venvs/NAME-DIGEST, DIGEST being the lock's own hash: a second run
 finds it ready, and a changed lock builds a new one (and removes the old).
 """
@@ -14,10 +14,10 @@ import time
 
 from uv import find_uv_bin
 
-from helpers import ROOT
+from deploy import CHECKOUT as ROOT
 
 # The requirements, their locks, and keystone_wsgi.py.
-OPENSTACK_FILES = ROOT / "tests" / "openstack"
+OPENSTACK_FILES = ROOT / "deploy" / "openstack"
 VENVS = ROOT / ".openstack-venvs"
 _COMPLETE = ".complete"
 
