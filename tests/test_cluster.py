@@ -6,6 +6,7 @@ writer moves a "clock" image forward on the primary; every answer must be a
 """
 
 import json
+import os
 import threading
 import time
 from itertools import groupby
@@ -13,6 +14,8 @@ from itertools import groupby
 import pytest
 import requests
 
+from app import create_app
+from app.config import load
 from app.db.reads import replica_order
 from app.tokens import hash_token
 from deploy.cluster import Cluster
@@ -235,3 +238,26 @@ def test_restarting_a_gunicorn_instance_fails_no_request(cluster):
         client.wait_for_more(30)
     assert client.failures() == [], client.summary()
     print(f"instance restart drill: {client.summary()}")
+
+
+def test_a_write_returns_once_every_replica_has_replayed_it(cluster):
+    """What a v1 write waits for before it answers (ReadRouter.wait_for_replicas)."""
+    tick = "SELECT value FROM image_properties WHERE image_id = %s AND name = 'tick'"
+    # Replicas that apply each commit a second late: a read just after a write misses it.
+    for replica in cluster.replicas:
+        replica.sql("ALTER SYSTEM SET recovery_min_apply_delay = '1s'", database="postgres")
+        replica.sql("SELECT pg_reload_conf()", database="postgres")
+    app = create_app(load(environ={**os.environ, **cluster.app_environment}))
+    with app.app_context():
+        for value in ("first", "second"):
+            cluster.primary.sql(
+                "UPDATE image_properties SET value = %s WHERE image_id = %s AND name = 'tick'",
+                (value, CLOCK),
+            )
+            started = time.monotonic()
+            app.extensions["reads"].wait_for_replicas()
+            waited = time.monotonic() - started
+            assert [replica.sql(tick, (CLOCK,)) for replica in cluster.replicas] == [
+                [(value,)]
+            ] * len(cluster.replicas)
+    print(f"a write waited {waited:.2f} s for replicas applying commits 1 s late")

@@ -10,6 +10,7 @@ from contextlib import closing
 import psycopg2
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from app.db import db, read
 from app.freshness import catalogue_freshness
@@ -133,6 +134,34 @@ def test_reconcile_marks_purged_images_deleted_and_removes_purged_deleted_ones(
         assert [tuple(row) for row in rows] == [(gone, "deleted", True, True)]
         assert mirror.reconcile(db.session, source_of(glance_url), guard=GUARD) == (0, 1)
         assert mirror.reconcile(db.session, source_of(glance_url), guard=GUARD) == (0, 0)
+
+
+class _WrittenWhileListed(GlanceSource):
+    """A source that, once reconcile has read its ids, gets an image written through Glance,
+    applied at once as a v1 write applies it (app/images/writes.py)."""
+
+    def __init__(self, url, glance):
+        super().__init__(with_reader(url), name="glance")
+        self.glance, self.written = glance, None
+
+    def ids(self, batch=50_000):
+        yield from list(super().ids(batch))
+        self.written = self.glance.image(name="written-meanwhile")
+        with Session(db.engine) as writer:
+            mirror.apply_images(writer, self, [self.written])
+
+
+def test_reconcile_leaves_alone_an_image_written_after_it_read_glances_ids(mirror_app, glance_url):
+    glance = GlanceDatabase(glance_url)
+    populate(glance)
+    follow_pass(mirror_app, glance_url)
+    source = _WrittenWhileListed(glance_url, glance)
+    with mirror_app.app_context():
+        assert mirror.reconcile(db.session, source, guard=GUARD) == (0, 0)
+        status = db.session.execute(
+            sa.text("SELECT status, deleted FROM images WHERE id = :id"), {"id": source.written}
+        ).one()
+    assert tuple(status) == ("active", False)
 
 
 def test_reconcile_refuses_an_empty_source(mirror_app, glance_url, new_database):

@@ -29,6 +29,7 @@ __all__ = [
     "schema_problem",
     "status",
     "transaction",
+    "wait_for_replicas",
     "with_installed_driver",
 ]
 
@@ -116,6 +117,11 @@ def read(work, affinity="", settings=True):
     :raises DatabaseUnavailable: no database could serve it.
     """
     return current_app.extensions["reads"].read(work, affinity, settings)
+
+
+def wait_for_replicas():
+    """Wait (briefly) until the replicas have what was just written: reads anywhere see it."""
+    current_app.extensions["reads"].wait_for_replicas()
 
 
 def status():

@@ -173,10 +173,36 @@ class ReadRouter:
         target.out_until = 0.0
         return {"status": "ok", "lag_seconds": round(lag, 3)}
 
+    def wait_for_replicas(self):
+        """Wait until every replica in rotation has replayed what the primary has written now.
+
+        At most REPLICA_MAX_LAG_SECONDS: a replica still behind after that many
+        seconds fails its own lag check (its last replayed commit is older
+        than the bound), so no read is answered from it meanwhile.
+        """
+        replicas = [replica for replica in self.replicas if replica.out_until <= time.monotonic()]
+        if not replicas:
+            return
+        (written,) = _run(self.primary, lambda reader: reader.first(_WRITTEN), prefix="")
+        deadline = time.monotonic() + self.max_lag
+        for replica in replicas:
+            while time.monotonic() < deadline and not self._replayed(replica, written):
+                time.sleep(0.01)
+
+    def _replayed(self, replica, lsn):
+        try:
+            return _run(replica, lambda reader: reader.first(_REPLAYED, (lsn,))[0], prefix="")
+        except _TargetFailed:
+            return True  # down: it answers nothing until it is back and checked
+
     def _leave_out(self, target):
         """A replica that failed leaves the rotation for retry_seconds (the primary never does)."""
         if target is not self.primary:
             target.out_until = time.monotonic() + self.retry_seconds
+
+
+_WRITTEN = "SELECT pg_current_wal_lsn()::text"
+_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, false)"
 
 
 class _TargetFailed(Exception):

@@ -267,6 +267,7 @@ class SharedImageSchema(Schema):
     can_share = fields.Bool()
 
 
+image_schema = ImageSchema()
 image_id_schema = ImageIdSchema()
 member_schema = MemberSchema()
 shared_image_schema = SharedImageSchema()

@@ -21,6 +21,7 @@ statement by `read_timeout` (PostgreSQL: statement_timeout and TCP
 keepalives; MySQL: the driver's read and write timeouts).
 """
 
+import contextlib
 import datetime as dt
 import uuid
 
@@ -116,8 +117,9 @@ class GlanceSource:
 
     def all_records(self, batch=BATCH):
         """Yield lists of records for every image, in id order, `batch` at a time."""
-        for connection, rows in self._in_id_order(self._image_columns, batch):
-            yield self._records(connection, rows)
+        with contextlib.closing(self._in_id_order(self._image_columns, batch)) as batches:
+            for connection, rows in batches:
+                yield self._records(connection, rows)
 
     def changes_since(self, since):
         """Return {image id: latest change time} for images and memberships changed after `since`.
@@ -166,11 +168,16 @@ class GlanceSource:
 
     def ids(self, batch=50_000):
         """Yield every image id, in id order."""
-        for _, rows in self._in_id_order([self.images.c.id], batch):
-            yield from (row.id for row in rows)
+        with contextlib.closing(self._in_id_order([self.images.c.id], batch)) as batches:
+            for _, rows in batches:
+                yield from (row.id for row in rows)
 
     def _in_id_order(self, columns, batch):
-        """Yield (connection, rows of `columns`) for every image, `batch` at a time by id."""
+        """Yield (connection, rows of `columns`) for every image, `batch` at a time by id.
+
+        Close it (contextlib.closing) rather than drop it: a connection the
+        source lost fails as it is closed, and that failure belongs to the caller.
+        """
         after = ""
         while True:
             with self.engine.connect() as connection:

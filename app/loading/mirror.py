@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.db import error_summary, transaction
 from app.loading.changes import MARK_DELETED, NOTE_DEPARTURES, REMOVE, take_change_number
 from app.loading.glance_source import GlanceSchemaError, glance_time
+from app.loading.sources import hold_apply_lock
 from app.loading.upsert import (
     LoadSummary,
     SourceConflict,
@@ -122,10 +123,7 @@ def sync_all(session, source, *, dry_run=False, on_batch=lambda count: None):
     """
     begun, started_at = time.monotonic(), _now()
     newest_change = source.newest_change() or EPOCH
-    summary = LoadSummary()
-    for records in source.all_records():
-        summary += _upsert_batch(session, source.name, records, dry_run=dry_run)
-        on_batch(len(records))
+    summary = _apply(session, source.name, source.all_records(), dry_run=dry_run, on_batch=on_batch)
     if dry_run:
         return summary
     with transaction(session):
@@ -156,9 +154,7 @@ def follow_pass(session, source, *, overlap):
     started_at = _now()
     since = state.watermark.astimezone(dt.UTC).replace(tzinfo=None) - overlap
     changes = source.changes_since(since)
-    summary = LoadSummary()
-    for records in source.records_for(changes):
-        summary += _upsert_batch(session, source.name, records)
+    summary = _apply(session, source.name, source.records_for(changes))
     newest = max([state.watermark, *(glance_time(moment) for moment in changes.values())])
     seconds = time.monotonic() - begun
     _save_state(
@@ -181,18 +177,22 @@ def reconcile(session, source, *, guard, allow_deletions=0, dry_run=False):
         `allow_deletions` deleted; nothing was changed.
     """
     with tempfile.TemporaryFile("w+") as ids, _writing(session, dry_run):
+        cursor = cursor_of(session)
+        # An image written through Glance after the list below was read (a
+        # newer change number) is not missing from Glance: it is left alone.
+        cursor.execute("SELECT last_change FROM catalogue_state")
+        (seen,) = cursor.fetchone()
         # Read the whole list before writing anything: a source failing
         # half-way leaves the catalogue as it was.
         for image_id in source.ids():
             ids.write(f"{image_id}\n")
         ids.seek(0)
-        cursor = cursor_of(session)
         cursor.execute(
             "SET LOCAL statement_timeout = 0;"
             "CREATE TEMP TABLE glance_ids (id uuid PRIMARY KEY) ON COMMIT DROP"
         )
         cursor.copy_expert("COPY glance_ids FROM STDIN", ids)
-        parameters = {"source": source.name}
+        parameters = {"source": source.name, "seen": seen}
         cursor.execute(_PURGED_COUNTS, parameters)
         in_glance, live, marked, removed = cursor.fetchone()
         limit = guard.limit(live, in_glance)
@@ -281,9 +281,38 @@ def forget_legacy_state(session, legacy_name):
         session.execute(sa.delete(GlanceMirror).where(GlanceMirror.source == legacy_name))
 
 
-def _upsert_batch(session, name, records, *, dry_run=False):
+def apply_images(session, source, image_ids):
+    """Mirror the images `image_ids` of `source` now: what a write through Glance made of them.
+
+    Read from Glance after taking the source's apply lock, as the follower's
+    batches are (hold_apply_lock), so that whichever writes last read Glance last.
+    """
+    return _apply(session, source.name, source.records_for(image_ids))
+
+
+def _apply(session, name, batches, *, dry_run=False, on_batch=lambda count: None):
+    """Upsert each batch of records `batches` yields, one transaction each; return the sum.
+
+    Each batch is read from Glance inside its transaction, under the source's
+    apply lock: a batch read before a write through Glance cannot commit after
+    that write's result and put the image back as it was.
+    """
+    summary = LoadSummary()
+    # Closed however it ends: the source's reading connection goes back at once.
+    with contextlib.closing(batches):
+        while True:
+            with _writing(session, dry_run):
+                hold_apply_lock(session, name)
+                records = next(batches, None)
+                if records is None:
+                    return summary
+                summary += _upsert_records(session, name, records, dry_run=dry_run)
+            on_batch(len(records))
+
+
+def _upsert_records(session, name, records, *, dry_run):
     refused = 0
-    with Staging(name) as staging, _writing(session, dry_run):
+    with Staging(name) as staging:
         for position, record in enumerate(records):
             problem = unshowable(record)
             if problem:
@@ -321,9 +350,11 @@ def _now():
     return dt.datetime.now(dt.UTC)
 
 
-# The source's images Glance no longer has (images stands for the catalogue's row).
+# The source's images Glance no longer has (images stands for the catalogue's row),
+# but those changed since the list of Glance's ids was read.
 _PURGED = (
-    "source = %(source)s AND NOT EXISTS (SELECT 1 FROM glance_ids WHERE glance_ids.id = images.id)"
+    "source = %(source)s AND change <= %(seen)s"
+    " AND NOT EXISTS (SELECT 1 FROM glance_ids WHERE glance_ids.id = images.id)"
 )
 
 _PURGED_COUNTS = f"""

@@ -25,6 +25,8 @@ from app.models import CatalogueLoad, GlanceMirror
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # pg_advisory_lock(classid, objid): "imgc" in ASCII, then the name's CRC-32.
 LOCK_CLASS = 0x696D6763
+# The same per transaction, for applying a source's images: "imga".
+APPLY_LOCK_CLASS = 0x696D6761
 # How soon PostgreSQL drops the lock of a follower whose host vanished.
 KEEPALIVE_SETTINGS = (
     "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3"
@@ -51,7 +53,7 @@ class SourceLock:
     def __init__(self, url, name):
         self.engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         self.name = name
-        self.objid = zlib.crc32(name.encode()) - (1 << 31)
+        self.objid = _objid(name)
         self.connection = None
 
     def hold(self):
@@ -102,6 +104,21 @@ class SourceLock:
     def __exit__(self, *exc_info):
         self.release()
         self.engine.dispose()
+
+
+def hold_apply_lock(session, name):
+    """Until this transaction ends, be the only one applying source `name`'s images.
+
+    The follower holds it for each batch, a write through Glance for its
+    result (app/loading/mirror.py), whichever processes and hosts they run in.
+    """
+    cursor_of(session).execute(
+        "SELECT pg_advisory_xact_lock(%s, %s)", (APPLY_LOCK_CLASS, _objid(name))
+    )
+
+
+def _objid(name):
+    return zlib.crc32(name.encode()) - (1 << 31)
 
 
 def forget_source(session, name, *, delete_images=False):

@@ -30,7 +30,7 @@ from flask import current_app
 
 from app.db import transaction
 from app.images.headers import META_HEADERS_MAX_BYTES, meta_headers_bytes
-from app.images.schemas import ImageSchema
+from app.images.schemas import image_schema
 from app.loading.changes import (
     ANSWER_SLACK_SECONDS,
     NOTE_DEPARTURES,
@@ -44,7 +44,6 @@ COPY_BUFFER = 1 << 20
 # What a load writes of an image: its fields, then the catalogue's own columns.
 WRITTEN_COLUMNS = (*IMAGE_COLUMNS, "hidden", "source")
 CONFLICTS_SHOWN = 20
-_image_schema = ImageSchema()
 
 
 @dataclass
@@ -79,7 +78,7 @@ def unshowable(record):
     Its metadata headers would be more than they read from the service in
     one answer (META_HEADERS_MAX_BYTES): a 502 from nginx or HAProxy.
     """
-    size = meta_headers_bytes(_image_schema.dump(record))
+    size = meta_headers_bytes(image_schema.dump(record))
     if size <= META_HEADERS_MAX_BYTES:
         return None
     return (
