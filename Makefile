@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror cluster lock \
+.PHONY: install run test drills lint bench bench-tune bench-profile bench-mirror bench-writes \
+	cluster lock \
 	openstack-lock dist image sample-config clean
 
 install: $(INSTALLED)
@@ -52,6 +53,12 @@ bench-tune: install
 
 bench-profile: install
 	$(BIN)/python -m bench.profile_request $(BENCH_ARGS)
+
+# v1 writes through the service against Glance v2 directly: a real Keystone and Glance.
+bench-writes: install
+	.ci/install-tools nginx
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.lock
+	$(BIN)/python -m bench.writes $(BENCH_ARGS)
 
 # images sync-glance at scale: a 1,000,000-image Glance database, then follow passes.
 bench-mirror: install

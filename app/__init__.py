@@ -6,9 +6,10 @@ from werkzeug.routing import Rule
 
 from app import auth, cli, policy
 from app import db as database
-from app.config import ConfigurationError, config_file, load, settings
+from app.config import ConfigurationError, config_file, load, settings, writes_enabled
 from app.config.checks import startup_problem
 from app.images import bp as images_bp
+from app.images import writes
 from app.images.members import shared_bp
 from app.web import (
     answers,
@@ -73,6 +74,11 @@ def create_app(conf=None):
     app.register_blueprint(openapi.bp)
     app.register_blueprint(images_bp, url_prefix="/v1.1/images")
     app.register_blueprint(images_bp, url_prefix="/v1/images", name="images_v1")
+    app.config["WRITES"] = writes_enabled(app.config)
+    if app.config["WRITES"]:
+        writes.init_app(app)
+        app.register_blueprint(writes.bp, url_prefix="/v1.1/images")
+        app.register_blueprint(writes.bp, url_prefix="/v1/images", name="image_writes_v1")
     app.register_blueprint(shared_bp, url_prefix="/v1.1/shared-images")
     app.register_blueprint(shared_bp, url_prefix="/v1/shared-images", name="shared_images_v1")
     cli.init_app(app)

@@ -8,7 +8,14 @@ import sys
 import click
 
 from app import policy
-from app.config import ConfigurationError, config_file, load, one_line_exit, settings
+from app.config import (
+    ConfigurationError,
+    config_file,
+    load,
+    one_line_exit,
+    settings,
+    writes_enabled,
+)
 from app.config.checks import problems
 from app.config.secrets import exposure_warnings
 from app.serving import GUNICORN_SETTINGS, address
@@ -55,10 +62,19 @@ def serve(target, gunicorn_options):
     arguments = [
         *("-m", "gunicorn", "-c", str(GUNICORN_SETTINGS)),
         *("--bind", address(values["HOST"], values["PORT"]), "--workers", str(workers)),
+        *_write_options(values),
         *gunicorn_options,
         target,
     ]
     os.execv(sys.executable, [sys.executable, *arguments])
+
+
+def _write_options(values):
+    """gunicorn's options for v1 writes: python-glanceclient's headers have underscores
+    (x-image-meta-disk_format), which gunicorn drops unless told to map them. The
+    shipped proxies remove the underscore spellings of the headers they set
+    (X_Forwarded_For), so that no client can pass one off as theirs."""
+    return ("--header-map", "dangerous") if writes_enabled(values) else ()
 
 
 @click.command("check-config")

@@ -83,6 +83,12 @@ def settings(conf):
     return values
 
 
+def writes_enabled(values):
+    """Whether v1 writes are carried out through Glance (app/images/writes.py): they need
+    the caller's Keystone token, and the Glance mirror's database to apply the result from."""
+    return values["AUTH_STRATEGY"] == "keystone" and bool(values["GLANCE_DATABASE_URL"])
+
+
 def _value(conf, setting):
     section = conf if setting.section == "DEFAULT" else conf[setting.section]
     try:

@@ -122,9 +122,9 @@ SETTINGS = [
         "DEFAULT",
         cfg.URIOpt(
             "image_service_url",
-            help="The cloud's Image service (Glance), e.g. https://glance.example.com:9292: "
-            "GET /v1/images/{id} redirects to its /v2/images/{id}/file, and writes are told "
-            "to go there.",
+            help="The cloud's Image service (Glance), e.g. https://glance.example.com:9292: where "
+            "v1 writes and downloads go (unset: the caller's catalog), where GET "
+            "/v1/images/{id} redirects with local tokens, and what writes are told when off.",
         ),
         "IMAGE_SERVICE_URL",
     ),
@@ -312,6 +312,16 @@ SETTINGS = [
         ),
         "MIRROR_GIVE_UP_SECONDS",
     ),
+    Setting(
+        "glance_mirror",
+        cfg.StrOpt(
+            "source",
+            default="glance",
+            help="The mirror's source name (images sync-glance --source): the images v1 writes "
+            "through Glance make are this source's, applied from [glance_mirror] connection.",
+        ),
+        "MIRROR_SOURCE",
+    ),
     # [change_feed]: GET /v1/images/changes.
     Setting(
         "change_feed",
@@ -336,6 +346,68 @@ SETTINGS = [
             "after its updated_at makes such pollers list again instead.",
         ),
         "CHANGES_SINCE_MARGIN_SECONDS",
+    ),
+    # [glance_api]: v1 writes carried out through the cloud's Glance v2.
+    Setting(
+        "glance_api",
+        cfg.StrOpt(
+            "region_name",
+            help="The region of the catalog's Glance (the image endpoint writes go to) when "
+            "[DEFAULT] image_service_url is not set. Unset: any region's.",
+        ),
+        "GLANCE_API_REGION_NAME",
+    ),
+    Setting(
+        "glance_api",
+        cfg.StrOpt(
+            "interface",
+            default="internal",
+            choices=["public", "internal", "admin"],
+            help="Which of the catalog's Glance endpoints writes go to.",
+        ),
+        "GLANCE_API_INTERFACE",
+    ),
+    Setting(
+        "glance_api",
+        cfg.FloatOpt(
+            "connect_timeout",
+            default=5.0,
+            min=0.1,
+            help="Seconds to wait for a connection to Glance; past it a write is a 503.",
+        ),
+        "GLANCE_API_CONNECT_TIMEOUT",
+    ),
+    Setting(
+        "glance_api",
+        cfg.FloatOpt(
+            "read_timeout",
+            default=60.0,
+            min=0.1,
+            help="Seconds to wait for each answer (or each piece of a download) from Glance; "
+            "past it a write is a 503.",
+        ),
+        "GLANCE_API_READ_TIMEOUT",
+    ),
+    Setting(
+        "glance_api",
+        cfg.IntOpt(
+            "image_size_cap",
+            default=1099511627776,
+            min=0,
+            help="Glance's image_size_cap: an upload declared larger is a 413 before any of it "
+            "is sent on.",
+        ),
+        "GLANCE_API_IMAGE_SIZE_CAP",
+    ),
+    Setting(
+        "glance_api",
+        cfg.BoolOpt(
+            "redirect_downloads",
+            default=False,
+            help="GET /v1/images/{id} answers a 303 to Glance's /v2/images/{id}/file instead "
+            "of streaming the data from Glance with the caller's token.",
+        ),
+        "GLANCE_API_REDIRECT_DOWNLOADS",
     ),
     # [limits]: what one request may ask.
     Setting(

@@ -1,13 +1,17 @@
-"""One image: HEAD /v1/images/{id} (its metadata) and GET /v1/images/{id} (where its data is)."""
+"""One image: HEAD /v1/images/{id} (its metadata) and GET /v1/images/{id} (its data)."""
 
-from flask import abort, current_app, g, redirect
+from flask import abort, current_app, g, redirect, stream_with_context
 from werkzeug.exceptions import Forbidden, NotFound
 
 from app import db as database
+from app.glance import gateway
 from app.images import bp, repository
 from app.images.headers import image_meta_headers
 from app.images.routes import dump_detail
 from app.images.schemas import image_id_schema
+from app.web import heartbeat
+
+CHUNK = 1 << 20
 
 
 @bp.route("/<image_id:image_id>", methods=["HEAD"])
@@ -26,13 +30,14 @@ def show_image_meta(image_id):
 
 @bp.get("/<image_id:image_id>")
 def download_image(image_id):
-    """Send the client to the Image service that holds the data ([DEFAULT] image_service_url).
+    """Send the image's data, streamed from Glance with the caller's token, as Glance v1 did.
 
-    Glance v1 answered with the image's data; this catalogue holds none.
+    With local tokens (no Keystone token for Glance), or [glance_api]
+    redirect_downloads, a 303 to the Image service's /v2/images/{id}/file instead.
 
     :raises 404: as for HEAD, or an image that is not active (as Glance did).
     :raises 403: a deactivated image (as Glance did).
-    :raises 501: [DEFAULT] image_service_url is not set.
+    :raises 501: a redirect without [DEFAULT] image_service_url.
     """
     row = read_image(image_id, repository.find_image)
     image_id, status = row[repository.ID], row[repository.STATUS]
@@ -40,6 +45,9 @@ def download_image(image_id):
         raise Forbidden(description=f"Image {image_id} is deactivated.")
     if status != "active":
         raise NotFound(description=f"Image {image_id} is not active.")
+    config = current_app.config
+    if config["AUTH_STRATEGY"] == "keystone" and not config["GLANCE_API_REDIRECT_DOWNLOADS"]:
+        return _streamed(row)
     service = current_app.config["IMAGE_SERVICE_URL"]
     if not service:
         abort(
@@ -48,6 +56,30 @@ def download_image(image_id):
             f"the cloud's Image service: GET /v2/images/{image_id}/file.",
         )
     return redirect(f"{service.rstrip('/')}/v2/images/{image_id}/file", code=303)
+
+
+def _streamed(row):
+    """The image's data from Glance, piece by piece, with v1's x-image-meta-* headers."""
+    (image,) = dump_detail([row])
+    upstream = gateway.for_caller().download(image["id"])
+
+    def data():
+        try:
+            for chunk in upstream.iter_content(CHUNK):
+                heartbeat.beat()
+                yield chunk
+        finally:
+            upstream.close()
+
+    response = current_app.response_class(stream_with_context(data()), status=200)
+    for name, value in image_meta_headers(image):
+        response.headers[name] = value
+    response.content_type = "application/octet-stream"
+    if "Content-Length" in upstream.headers:
+        response.headers["Content-Length"] = upstream.headers["Content-Length"]
+    # nginx sends it on as it comes, instead of holding it for a slow client.
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
 
 
 def read_image(raw_id, lookup):

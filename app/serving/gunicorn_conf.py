@@ -77,6 +77,11 @@ def on_starting(server):
 
 def post_fork(server, worker):
     sys.path.insert(0, _PACKAGE_ROOT)
+    # In the worker, which imports the app anyway: long uploads and downloads
+    # show it is alive (app/web/heartbeat.py).
+    from app.web import heartbeat
+
+    heartbeat.attach(worker)
 
 
 def on_exit(server):

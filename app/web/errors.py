@@ -8,10 +8,13 @@ from werkzeug.exceptions import (
     InternalServerError,
     MethodNotAllowed,
     ServiceUnavailable,
+    default_exceptions,
 )
 
 from app.auth import IdentityUnavailable
 from app.db import DatabaseUnavailable, db
+from app.glance import gateway
+from app.glance.translation import V1Invalid
 from app.web.observability import DB_ERRORS, log_fields
 
 # What a 503 asks clients to wait before they try again.
@@ -28,6 +31,10 @@ def init_app(app):
     app.register_error_handler(MethodNotAllowed, _method_not_allowed)
     app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(IdentityUnavailable, _identity_unavailable)
+    app.register_error_handler(V1Invalid, _v1_refusal)
+    app.register_error_handler(gateway.GlanceError, _glance_refusal)
+    app.register_error_handler(gateway.GlanceUnavailable, _glance_unavailable)
+    app.register_error_handler(gateway.NoImageService, _glance_unavailable)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -42,14 +49,35 @@ def error_response(error):
 
 
 def _method_not_allowed(error):
-    if request.method in WRITES:
+    if request.method in WRITES and not current_app.config["WRITES"]:
         service = current_app.config["IMAGE_SERVICE_URL"]
         error.description = (
-            "The image catalogue is read-only: create, change and delete images and their "
+            "This image catalogue takes no writes: it carries them out in the cloud's Glance "
+            "with the caller's Keystone token only with auth_strategy = keystone and "
+            "[glance_mirror] connection set. Create, change and delete images and their "
             "members through the cloud's Image service (Glance)"
             + (f" at {service}." if service else ".")
         )
     return error_response(error)
+
+
+def _v1_refusal(error):
+    return _error(error.status, str(error))
+
+
+def _glance_refusal(error):
+    # Glance's 4xx stand as v1 answered them; its own failures are a bad gateway.
+    return _error(error.status if error.status < 500 else 502, error.message)
+
+
+def _glance_unavailable(error):
+    current_app.logger.warning("Glance unavailable: %s", error, extra=log_fields())
+    return _unavailable(str(error))
+
+
+def _error(status, message):
+    """The JSON error answer of `status`, saying `message`."""
+    return error_response(default_exceptions.get(status, InternalServerError)(description=message))
 
 
 def _database_error(error):

@@ -1,0 +1,360 @@
+"""Glance v1's writes, carried out in the cloud's Glance v2 with the caller's own token.
+
+POST /v1/images, PUT and DELETE /v1/images/{id}, PUT and DELETE of a
+member, PUT of the member list (docs/api.md, "Writes"). Each reads v1's
+headers (app/glance/translation.py), calls Glance (app/glance/gateway.py),
+then applies what Glance made of the image to the catalogue at once, from
+Glance's database as the mirror does (app/loading/mirror.py apply_images),
+and waits until the replicas have it: the next request, on any worker or
+node, sees the write. A create whose data does not arrive whole deletes
+the image it made, as v1 killed it. Served only with auth_strategy =
+keystone and the Glance mirror's database ([glance_mirror] connection):
+otherwise writes are the 405 naming why (app/web/errors.py).
+"""
+
+import hashlib
+
+import requests
+from flask import Blueprint, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    RequestEntityTooLarge,
+)
+
+from app import db as database
+from app.auth import authenticate
+from app.db import db
+from app.glance import gateway
+from app.glance.translation import (
+    V1Invalid,
+    create_request,
+    read_v1_image,
+    update_operations,
+    v1_membership_list,
+    v1_record,
+)
+from app.images import repository
+from app.images.routes import dump_detail, encoder
+from app.images.schemas import image_id_schema, image_schema
+from app.loading import mirror
+from app.loading.glance_source import GlanceSchemaError, GlanceSource
+from app.web import heartbeat
+
+bp = Blueprint("image_writes", __name__)
+bp.before_request(authenticate)
+CHUNK = 1 << 20
+JSON = "application/json"
+
+
+def init_app(app):
+    # One pool of connections to Glance per worker (the app is made in each).
+    app.extensions["glance_session"] = requests.Session()
+
+
+@bp.post("")
+def create_image():
+    """Create an image in Glance: its metadata, then its data, location or copy-from.
+
+    :raises 400: v1 would refuse the headers, or two sources of data.
+    :raises 413: data declared larger than Glance's image_size_cap.
+    """
+    image = read_v1_image(request.environ)
+    size = _declared_size(image)
+    if sum(map(bool, (image.location, image.copy_from, _has_body()))) > 1:
+        raise BadRequest(description="It's invalid to provide multiple image sources.")
+    if _has_body():
+        _require_formats(image.fields)
+    glance = gateway.for_caller()
+    created = glance.create(create_request(image, admin=g.caller.is_admin))
+    image_id = created["id"]
+    try:
+        _fill(glance, image_id, image, size)
+    except BaseException:
+        # As v1 killed it: no queued image is left behind, here or in Glance.
+        _forget(glance, image_id)
+        raise
+    response = _image_answer(image_id, 201, applied=_apply(image_id), glance=glance)
+    response.headers["Location"] = f"{request.host_url.rstrip('/')}/v1/images/{image_id}"
+    return response
+
+
+@bp.put("/<image_id:image_id>")
+def update_image(image_id):
+    """Change an image's metadata (removing properties not sent, unless asked not to); data
+    into a queued image.
+
+    :raises 409: data for an image that is not queued.
+    """
+    image_id = _image_id(image_id)
+    image = read_v1_image(request.environ)
+    glance = gateway.for_caller()
+    current = glance.show(image_id)
+    has_data = _has_body() or image.location or image.copy_from
+    if has_data and current["status"] != "queued":
+        if _has_body():
+            raise Conflict(description="Cannot upload to an unqueued image")
+        raise BadRequest(
+            description="Attempted to update Location field for an image not in queued status."
+        )
+    image.purge = image.purge and not _has_body()  # v1 never purged with data
+    if _has_body():
+        _require_formats({**current, **image.fields})
+    operations = update_operations(image, current, admin=g.caller.is_admin)
+    try:
+        if operations:
+            glance.update(image_id, operations)
+        if has_data:
+            _fill(glance, image_id, image, _declared_size(image))
+    finally:
+        applied = _apply(image_id)  # whatever Glance made of it, failed data or not
+    return _image_answer(image_id, 200, applied=applied, glance=glance)
+
+
+@bp.delete("/<image_id:image_id>")
+def delete_image(image_id):
+    """Delete an image in Glance; answer as v1 did (200, no body)."""
+    image_id = _image_id(image_id)
+    gateway.for_caller().delete(image_id)
+    _apply(image_id)
+    return current_app.response_class(b"", status=200, content_type="text/html; charset=UTF-8")
+
+
+@bp.put("/<image_id:image_id>/members/<member>")
+def add_member(image_id, member):
+    """Share an image with project `member` (its can_share is not kept: Glance v2 has none)."""
+    image_id = _image_id(image_id)
+    _json_body(optional=True)
+    glance = gateway.for_caller()
+    _shareable(glance, image_id, wanted=True)
+    _add_member(glance, image_id, member)
+    _apply(image_id)
+    return _no_content()
+
+
+@bp.delete("/<image_id:image_id>/members/<member>")
+def remove_member(image_id, member):
+    """End project `member`'s membership of an image."""
+    image_id = _image_id(image_id)
+    try:
+        gateway.for_caller().remove_member(image_id, member)
+    except gateway.GlanceError as error:
+        if error.status != 404:
+            raise
+        raise NotFound(description="Membership could not be found.") from None
+    _apply(image_id)
+    return _no_content()
+
+
+@bp.put("/<image_id:image_id>/members")
+def replace_members(image_id):
+    """Make the image's members exactly the list sent."""
+    image_id = _image_id(image_id)
+    wanted = v1_membership_list(_json_body())
+    glance = gateway.for_caller()
+    current = set(glance.members(image_id)) if _shareable(glance, image_id, bool(wanted)) else set()
+    for member in sorted(set(wanted) - current):
+        _add_member(glance, image_id, member)
+    for member in sorted(current - set(wanted)):
+        glance.remove_member(image_id, member)
+    _apply(image_id)
+    return _no_content()
+
+
+def _image_id(raw):
+    """The image id `raw` names, canonical.
+
+    :raises 404: not an image id (as for reads).
+    """
+    image_id = image_id_schema.load_id(raw)
+    if image_id is None:
+        raise NotFound(description=f"No image found with ID {raw[:100]}.")
+    return str(image_id)
+
+
+def _has_body():
+    """Whether the request carries data, as v1 decided it (chunked, or a length above 0)."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return chunked or (request.content_length or 0) > 0
+
+
+def _declared_size(image):
+    """The data's size, as declared (x-image-meta-size, else Content-Length), or None.
+
+    :raises 413: larger than Glance's image_size_cap.
+    """
+    size = image.fields.get("size") or request.content_length or None
+    cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
+    if size is not None and size > cap:
+        raise RequestEntityTooLarge(
+            description=f"Denying attempt to upload image larger than {cap} bytes."
+        )
+    return size
+
+
+def _require_formats(fields):
+    for name, label in (("disk_format", "Disk"), ("container_format", "Container")):
+        if not fields.get(name):
+            raise BadRequest(description=f"{label} format is not specified.")
+
+
+def _fill(glance, image_id, image, size):
+    """Give the image its data: the request's body, a location, or a copy from a URL."""
+    if _has_body():
+        chunks = _checked_chunks(size, image.fields.get("checksum"))
+        glance.upload(image_id, chunks, size=size)
+    elif image.location:
+        glance.add_location(image_id, image.location)
+    elif image.copy_from:
+        glance.import_from(image_id, image.copy_from)
+
+
+class _DataRefused(BadRequest):
+    """The uploaded data was not what its headers said (or did not all arrive)."""
+
+
+def _checked_chunks(size, checksum):
+    """The request's body, piece by piece, without keeping it: the last piece is sent only
+    once the whole was checked against the declared size and checksum.
+
+    :raises _DataRefused: they differ, or the body ended early (the upload to
+        Glance is then cut off, and Glance keeps nothing of it).
+    """
+    stream, digest, received = request.environ["wsgi.input"], hashlib.md5(), 0
+    cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
+    held = b""
+    while chunk := stream.read(CHUNK):
+        heartbeat.beat()
+        digest.update(chunk)
+        received += len(chunk)
+        if received > cap:
+            raise RequestEntityTooLarge(
+                description=f"Denying attempt to upload image larger than {cap} bytes."
+            )
+        if held:
+            yield held
+        held = chunk
+    _check_data(size, received, checksum, digest.hexdigest())
+    if held:
+        yield held
+
+
+def _check_data(size, received, checksum, computed):
+    if request.content_length and received < request.content_length:
+        raise _DataRefused(description="Client disconnected before sending all data to backend")
+    for name, supplied, actual in (("size", size, received), ("checksum", checksum, computed)):
+        if supplied and supplied != actual:
+            raise _DataRefused(
+                description=f"Supplied {name} ({supplied}) and {name} generated from uploaded "
+                f"image ({actual}) did not match. Setting image status to 'killed'."
+            )
+
+
+def _forget(glance, image_id):
+    """Delete an image a failed create made, in Glance and here; best effort."""
+    try:
+        glance.delete(image_id)
+    except (gateway.GlanceError, gateway.GlanceUnavailable) as error:
+        current_app.logger.warning(
+            "could not delete image %s a failed create made: %s", image_id, error
+        )
+    _apply(image_id)
+
+
+def _shareable(glance, image_id, wanted):
+    """Whether the image has members in Glance v2's sense (visibility `shared`).
+
+    A private image is made shared when a member is `wanted` (v1 knew no
+    private images: an image was public or shared).
+
+    :raises 403: a public or community image (v2 keeps no members for them).
+    """
+    visibility = glance.show(image_id)["visibility"]
+    if visibility == "private" and wanted:
+        glance.update(image_id, [{"op": "replace", "path": "/visibility", "value": "shared"}])
+        return True
+    if visibility in ("public", "community") and wanted:
+        raise V1Invalid(
+            f"Image {image_id} is {visibility}: Glance v2 keeps members of shared images "
+            "only (set x-image-meta-is_public: false first)",
+            status=403,
+        )
+    return visibility == "shared"
+
+
+def _add_member(glance, image_id, member):
+    try:
+        glance.add_member(image_id, member)
+    except gateway.GlanceError as error:
+        if error.status != 409:  # already a member: v1's add was idempotent
+            raise
+
+
+def _json_body(optional=False):
+    if optional and not request.get_data(cache=True):
+        return None
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest(description="Malformed JSON in request body.")
+    return body
+
+
+def _apply(image_id):
+    """Mirror the image from Glance's database now, wait until the replicas have it, and
+    return True; False when the catalogue could not take it (the write stands in
+    Glance, and the mirror's follower brings it to the catalogue)."""
+    try:
+        mirror.apply_images(db.session, _glance_source(), [image_id])
+    except (SQLAlchemyError, GlanceSchemaError) as error:
+        current_app.logger.warning(
+            "image %s was written in Glance; the catalogue could not take it now: %s",
+            image_id,
+            error,
+        )
+        return False
+    database.wait_for_replicas()
+    return True
+
+
+def _glance_source():
+    """This worker's reader of Glance's database (the mirror's source)."""
+    sources = current_app.extensions
+    if "glance_source" not in sources:
+        config = current_app.config
+        sources["glance_source"] = GlanceSource(
+            config["GLANCE_DATABASE_URL"],
+            name=config["MIRROR_SOURCE"],
+            connect_timeout=config["GLANCE_CONNECT_TIMEOUT"],
+            read_timeout=config["GLANCE_READ_TIMEOUT"],
+        )
+    return sources["glance_source"]
+
+
+def _image_answer(image_id, status, *, applied, glance):
+    """{"image": ...} as the listing renders it now, with the checksum as ETag; when the
+    write was not `applied` to the catalogue, as Glance shows it."""
+    if applied:
+        image = _catalogued(image_id)
+    else:
+        image = image_schema.dump(v1_record(glance.show(image_id)))
+    if image is None:  # the caller made it but may not see it (another owner, given by an admin)
+        return current_app.response_class(b"", status=status)
+    response = current_app.response_class(encoder.encode({"image": image}), status=status)
+    response.content_type = JSON
+    if image["checksum"]:
+        response.headers["ETag"] = image["checksum"]
+    return response
+
+
+def _catalogued(image_id):
+    caller = g.caller
+    row = database.read(
+        lambda reader: repository.find_image(reader, caller, image_id), caller.affinity
+    )
+    return None if row is None else dump_detail([row])[0]
+
+
+def _no_content():
+    return current_app.response_class(status=204)
