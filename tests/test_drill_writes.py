@@ -338,6 +338,56 @@ def test_an_upload_cut_off_leaves_no_image_behind(openstack, service, catalogue_
     assert [image for image in listed.values() if image["status"] in ("queued", "saving")] == []
 
 
+@pytest.mark.parametrize(
+    "header, value",
+    [("x-image-meta-checksum", "0" * 32), ("x-image-meta-size", str(len(DATA) + 1))],
+)
+def test_data_unlike_its_size_or_checksum_is_refused_and_leaves_no_image(
+    openstack, service, header, value
+):
+    openstack.delete_images()
+    answer = requests.post(
+        f"{service.url}/v1/images",
+        data=DATA,
+        headers={
+            "X-Auth-Token": openstack.token("demo"),
+            "Content-Type": "application/octet-stream",
+            "x-image-meta-name": header,
+            "x-image-meta-disk_format": "raw",
+            "x-image-meta-container_format": "bare",
+            header: value,
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 400, answer.text
+    assert "did not match" in answer.json()["error"]["message"]
+    admin = openstack.sessions["admin"]
+    assert admin.get(f"{openstack.glance_url}/v2/images?name={header}").json()["images"] == []
+    listed = _listed(service, openstack.token("demo"), name=header).values()
+    left = [(image["status"], image["deleted"]) for image in listed]
+    assert left in ([], [("deleted", True)]), left
+
+
+def test_data_refused_on_update_leaves_the_reserved_image_queued(openstack, service, glance):
+    image = glance.images.create(name="reserved", disk_format="raw", container_format="bare")
+    answer = requests.put(
+        f"{service.url}/v1/images/{image.id}",
+        data=DATA,
+        headers={
+            "X-Auth-Token": openstack.token("demo"),
+            "Content-Type": "application/octet-stream",
+            "x-image-meta-checksum": "0" * 32,
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 400, answer.text
+    deadline = time.monotonic() + READY_DEADLINE_SECONDS
+    while _v2(openstack, image.id)["status"] != "queued":  # Glance gives the upload up
+        assert time.monotonic() < deadline, _v2(openstack, image.id)
+        time.sleep(0.2)
+    assert glance.images.get(image.id).status == "queued"
+
+
 class _Memory(BackgroundLoop):
     """The largest resident memory of the service's workers while the `with` block runs."""
 

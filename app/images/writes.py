@@ -13,6 +13,7 @@ otherwise writes are the 405 naming why (app/web/errors.py).
 """
 
 import hashlib
+import time
 
 import requests
 from flask import Blueprint, current_app, g, request
@@ -71,7 +72,7 @@ def create_image():
     created = glance.create(create_request(image, admin=g.caller.is_admin))
     image_id = created["id"]
     try:
-        _fill(glance, image_id, image, size)
+        _fill(glance, image_id, image, size, created=True)
     except BaseException:
         # As v1 killed it: no queued image is left behind, here or in Glance.
         _forget(glance, image_id)
@@ -108,6 +109,9 @@ def update_image(image_id):
             glance.update(image_id, operations)
         if has_data:
             _fill(glance, image_id, image, _declared_size(image))
+    except BaseException:
+        _await_glance(glance, image_id, _given_up)  # Glance puts it back to queued
+        raise
     finally:
         applied = _apply(image_id)  # whatever Glance made of it, failed data or not
     return _image_answer(image_id, 200, applied=applied, glance=glance)
@@ -200,11 +204,22 @@ def _require_formats(fields):
             raise BadRequest(description=f"{label} format is not specified.")
 
 
-def _fill(glance, image_id, image, size):
-    """Give the image its data: the request's body, a location, or a copy from a URL."""
+def _fill(glance, image_id, image, size, *, created=False):
+    """Give the image its data: the request's body, a location, or a copy from a URL.
+
+    :raises _DataRefused: the body was not what its headers said, or did not all arrive.
+    """
     if _has_body():
-        chunks = _checked_chunks(size, image.fields.get("checksum"))
-        glance.upload(image_id, chunks, size=size)
+        # A create's image is deleted if its data is refused; an existing one is kept queued.
+        cut_off = None if created else lambda: _await_glance(glance, image_id, _started)
+        body = _CheckedBody(size, image.fields.get("checksum"), before_cut_off=cut_off)
+        try:
+            glance.upload(image_id, body, size=size)
+        except gateway.GlanceError:
+            if body.refusal is None:
+                raise
+        if body.refusal is not None:
+            raise body.refusal
     elif image.location:
         glance.add_location(image_id, image.location)
     elif image.copy_from:
@@ -215,45 +230,86 @@ class _DataRefused(BadRequest):
     """The uploaded data was not what its headers said (or did not all arrive)."""
 
 
-def _checked_chunks(size, checksum):
-    """The request's body, piece by piece, without keeping it: the last piece is sent only
+class _CheckedBody:
+    """The request's body, piece by piece, without keeping it: the last piece goes on only
     once the whole was checked against the declared size and checksum.
 
-    :raises _DataRefused: they differ, or the body ended early (the upload to
-        Glance is then cut off, and Glance keeps nothing of it).
+    Refused data (`refusal`) cuts the upload to Glance off, once
+    `before_cut_off()` returned, and Glance puts the image back to `queued`;
+    without `before_cut_off` (a create, whose image is then deleted), the
+    body is ended instead, so that Glance is done with the upload when the
+    call returns: an image deleted while Glance still handles its failed
+    upload is left deleted in status `queued`.
     """
-    stream, digest, received = request.environ["wsgi.input"], hashlib.md5(), 0
-    cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
-    held = b""
-    while chunk := stream.read(CHUNK):
-        heartbeat.beat()
-        digest.update(chunk)
-        received += len(chunk)
-        if received > cap:
-            raise RequestEntityTooLarge(
-                description=f"Denying attempt to upload image larger than {cap} bytes."
-            )
+
+    def __init__(self, size, checksum, *, before_cut_off):
+        self.size, self.checksum, self.before_cut_off = size, checksum, before_cut_off
+        self.refusal = None
+
+    def __iter__(self):
+        # Only a checksum the client gave is computed here: Glance computes its own.
+        digest = hashlib.md5(usedforsecurity=False) if self.checksum else None
+        received, held = 0, b""
+        for chunk in self._pieces():
+            heartbeat.beat()
+            if digest is not None:
+                digest.update(chunk)
+            received += len(chunk)
+            if held:
+                yield held
+            held = chunk
+            self.refusal = _oversized(received)
+            if self.refusal is not None:
+                break
+        self.refusal = self.refusal or self._unlike(received, digest)
+        if self.refusal is not None and self.before_cut_off is not None:
+            self.before_cut_off()
+            raise self.refusal
         if held:
             yield held
-        held = chunk
-    _check_data(size, received, checksum, digest.hexdigest())
-    if held:
-        yield held
 
+    def _pieces(self):
+        stream = request.environ["wsgi.input"]
+        while True:
+            try:
+                chunk = stream.read(CHUNK)
+            except Exception:  # noqa: BLE001 - however the server says the client went away
+                chunk = b""
+            if not chunk:
+                return
+            yield chunk
 
-def _check_data(size, received, checksum, computed):
-    if request.content_length and received < request.content_length:
-        raise _DataRefused(description="Client disconnected before sending all data to backend")
-    for name, supplied, actual in (("size", size, received), ("checksum", checksum, computed)):
-        if supplied and supplied != actual:
-            raise _DataRefused(
-                description=f"Supplied {name} ({supplied}) and {name} generated from uploaded "
-                f"image ({actual}) did not match. Setting image status to 'killed'."
+    def _unlike(self, received, digest):
+        """The refusal of data of `received` bytes (and `digest`), or None."""
+        if request.content_length and received < request.content_length:
+            return _DataRefused(
+                description="Client disconnected before sending all data to backend"
             )
+        computed = digest and digest.hexdigest()
+        for name, supplied, actual in (
+            ("size", self.size, received),
+            ("checksum", self.checksum, computed),
+        ):
+            if supplied and supplied != actual:
+                return _DataRefused(
+                    description=f"Supplied {name} ({supplied}) and {name} generated from "
+                    f"uploaded image ({actual}) did not match. Setting image status to 'killed'."
+                )
+        return None
+
+
+def _oversized(received):
+    cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
+    if received <= cap:
+        return None
+    return RequestEntityTooLarge(
+        description=f"Denying attempt to upload image larger than {cap} bytes."
+    )
 
 
 def _forget(glance, image_id):
     """Delete an image a failed create made, in Glance and here; best effort."""
+    _await_glance(glance, image_id, _given_up)
     try:
         glance.delete(image_id)
     except (gateway.GlanceError, gateway.GlanceUnavailable) as error:
@@ -261,6 +317,31 @@ def _forget(glance, image_id):
             "could not delete image %s a failed create made: %s", image_id, error
         )
     _apply(image_id)
+
+
+def _await_glance(glance, image_id, until):
+    """Return once `until(status)` holds of the image in Glance, or after read_timeout
+    (best effort).
+
+    Glance marks an image `saving` before it reads an upload, and puts it back
+    to `queued` when the upload fails: the image mirrored before that would
+    show `saving`; deleted before that, it would stay a deleted image in
+    status `queued`.
+    """
+    deadline = time.monotonic() + current_app.config["GLANCE_API_READ_TIMEOUT"]
+    try:
+        while not until(glance.show(image_id)["status"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except (gateway.GlanceError, gateway.GlanceUnavailable) as error:
+        current_app.logger.warning("could not see image %s in Glance: %s", image_id, error)
+
+
+def _started(status):
+    return status != "queued"
+
+
+def _given_up(status):
+    return status != "saving"
 
 
 def _shareable(glance, image_id, wanted):
