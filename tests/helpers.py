@@ -1,10 +1,12 @@
 """What several test modules share: constants, builders, and readers of answers."""
 
 import datetime as dt
+import http.server
 import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
 
@@ -223,3 +225,32 @@ class SteadyClient(BackgroundLoop):
 
 def ends_with(status, count):
     return lambda seen: len(seen) >= count and set(seen[-count:]) == {status}
+
+
+@contextmanager
+def serving_bytes(data):
+    """A loopback HTTP server answering every GET with `data` (and HEAD with its length, as
+    Glance's http store asks); its base URL."""
+
+    class OneFile(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+
+        def do_GET(self):  # noqa: N802
+            self.do_HEAD()
+            self.wfile.write(data)
+
+        def log_message(self, *arguments):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OneFile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -1,8 +1,6 @@
 """Drill: the `openstack` fixture is a real Keystone and Glance that the demo user can use."""
 
 import hashlib
-import http.server
-import threading
 import time
 
 import pytest
@@ -11,6 +9,7 @@ import sqlalchemy as sa
 
 from app.db import with_installed_driver
 from deploy.processes import READY_DEADLINE_SECONDS
+from helpers import serving_bytes
 
 pytestmark = pytest.mark.drill
 IMAGE_BYTES = b"".join(bytes([n % 251]) * 4096 for n in range(64))
@@ -111,32 +110,11 @@ def test_demo_uploads_shares_downloads_and_deletes_an_image(openstack):
     assert not (openstack.image_folder / image_id).exists()
 
 
-class _OneFile(http.server.BaseHTTPRequestHandler):
-    """Serves IMAGE_BYTES at any path (GET, and HEAD as the http store asks)."""
-
-    def do_HEAD(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(IMAGE_BYTES)))
-        self.end_headers()
-
-    def do_GET(self):
-        self.do_HEAD()
-        self.wfile.write(IMAGE_BYTES)
-
-    def log_message(self, *arguments):
-        pass
-
-
 @pytest.fixture
 def image_server():
     """A loopback HTTP server of IMAGE_BYTES; its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneFile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/drill.raw"
-    server.shutdown()
-    thread.join()
-    server.server_close()
+    with serving_bytes(IMAGE_BYTES) as url:
+        yield f"{url}/drill.raw"
 
 
 def test_web_download_import_fetches_from_loopback(openstack, image_server):

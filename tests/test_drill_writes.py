@@ -13,10 +13,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -27,7 +25,7 @@ from glanceclient.v1 import client as glance_v1
 
 from deploy.commands import run_catalogue
 from deploy.processes import READY_DEADLINE_SECONDS, free_port
-from helpers import BackgroundLoop
+from helpers import BackgroundLoop, serving_bytes
 from servers import start_service
 
 pytestmark = pytest.mark.drill
@@ -188,29 +186,11 @@ def _field(table, name):
     raise AssertionError(f"no {name} in {table}")
 
 
-class _Files(BaseHTTPRequestHandler):
-    def do_HEAD(self):  # noqa: N802 - the standard library's name
-        # (Glance's http store asks a location's size with a HEAD.)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(DATA)))
-        self.end_headers()
-
-    def do_GET(self):  # noqa: N802
-        self.do_HEAD()
-        self.wfile.write(DATA)
-
-    def log_message(self, *arguments):
-        pass
-
-
 @pytest.fixture
 def files():
     """An HTTP server on loopback serving DATA (what Glance's web-download fetches)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/image.raw"
-    server.shutdown()
-    server.server_close()
+    with serving_bytes(DATA) as url:
+        yield f"{url}/image.raw"
 
 
 @pytest.mark.parametrize("source", ["copy_from", "location"])
