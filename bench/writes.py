@@ -3,8 +3,9 @@
 A real Keystone and Glance 33 (deploy/openstack_cloud.py) on the benchmark's
 PostgreSQL, the service under gunicorn behind the shipped nginx site, taking
 writes through that Glance. Measured, each the median of --runs: a --size-mib
-(1024) upload and download through the service and straight to Glance v2,
-with the most a service worker's memory grew meanwhile; then for --seconds
+(1024) upload and download through the service (behind nginx, as shipped),
+through its gunicorn alone (the service's own share) and straight to Glance
+v2, with the most a service worker's memory grew meanwhile; then for --seconds
 each, create-update-delete round trips (metadata only) through the service
 and straight to Glance. Results: bench/results/writes.md and writes.json.
 """
@@ -20,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import psycopg2
 import requests
 import sqlalchemy as sa
@@ -76,13 +78,18 @@ def _fresh_database(server_url, name):
 
 def _measure(options, cloud, nginx, master):
     size = options.size_mib * len(PIECE)
-    service = Service(f"{nginx.url}/v1/images", cloud)
-    glance = Glance(f"{cloud.glance_url}/v2/images", cloud)
-    transfers = {"upload": {"service": [], "glance": []}, "download": {"service": [], "glance": []}}
+    (port,) = [c.laddr.port for c in master.net_connections() if c.status == psutil.CONN_LISTEN]
+    sides = {
+        "service": Service(f"{nginx.url}/v1/images", cloud),
+        # The same gunicorn without nginx in front: the service's own share.
+        "gunicorn": Service(f"http://127.0.0.1:{port}/v1/images", cloud),
+        "glance": Glance(f"{cloud.glance_url}/v2/images", cloud),
+    }
+    transfers = {kind: {name: [] for name in sides} for kind in ("upload", "download")}
     grew = []
     for run in range(1, options.runs + 1):
         print(f"transfers, run {run}: {options.size_mib} MiB each way", file=sys.stderr)
-        for name, side in (("service", service), ("glance", glance)):
+        for name, side in sides.items():
             with _PeakMemory(master) as memory:
                 seconds, image_id = _timed(side.upload, size, options.size_mib)
                 transfers["upload"][name].append(seconds)
@@ -90,8 +97,9 @@ def _measure(options, cloud, nginx, master):
                 transfers["download"][name].append(seconds)
             assert received == size, (name, received, size)
             side.delete(image_id)
-            if name == "service":
+            if name != "glance":
                 grew.append(memory.grew_mib)
+    service, glance = sides["service"], sides["glance"]
     round_trips = {}
     for name, side in (("service", service), ("glance", glance)):
         print(f"round trips: {name}, {options.seconds} s", file=sys.stderr)
@@ -211,20 +219,9 @@ class Service(_Side):
             timeout=60,
         ).raise_for_status()
 
-    def delete(self, image_id):
-        requests.delete(
-            f"{self.url}/{image_id}", headers=self._headers(), timeout=60
-        ).raise_for_status()
 
-
-class Glance:
-    """The same, straight to Glance v2, as the demo project."""
-
-    def __init__(self, cloud):
-        self.url, self.cloud = f"{cloud.glance_url}/v2/images", cloud
-
-    def _headers(self, **more):
-        return {"X-Auth-Token": self.cloud.token("demo"), **more}
+class Glance(_Side):
+    """The same, straight to Glance v2."""
 
     def upload(self, size, pieces):
         image_id = self.create()
@@ -259,11 +256,6 @@ class Glance:
             timeout=60,
         ).raise_for_status()
 
-    def delete(self, image_id):
-        requests.delete(
-            f"{self.url}/{image_id}", headers=self._headers(), timeout=60
-        ).raise_for_status()
-
 
 def _round_trips(side, seconds):
     """Create, update and delete round trips per second (one after the other)."""
@@ -294,14 +286,15 @@ def _markdown(results):
         "the service under gunicorn behind the shipped nginx site; each transfer the median of "
         f"{results['runs']} runs (`make bench-writes`).",
         "",
-        "| transfer | through the service (s) | Glance v2 directly (s) | the service's overhead |",
-        "|---|---|---|---|",
+        "| transfer | through nginx and the service (s) | the service's gunicorn alone (s) "
+        "| Glance v2 directly (s) | overhead through nginx | overhead of gunicorn alone |",
+        "|---|---|---|---|---|---|",
     ]
     for kind in ("upload", "download"):
-        service, glance = seconds[kind]["service"], seconds[kind]["glance"]
+        service, alone, glance = (seconds[kind][name] for name in ("service", "gunicorn", "glance"))
         lines.append(
-            f"| {results['size_mib']} MiB {kind} | {service:.2f} | {glance:.2f} | "
-            f"{100 * (service - glance) / glance:+.1f}% |"
+            f"| {results['size_mib']} MiB {kind} | {service:.2f} | {alone:.2f} | {glance:.2f} | "
+            f"{100 * (service - glance) / glance:+.1f}% | {100 * (alone - glance) / glance:+.1f}% |"
         )
     lines += [
         "",
