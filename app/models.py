@@ -34,8 +34,9 @@ class Image(db.Model):
     # Glance's os_hidden: left out of default listings (docs/api.md).
     hidden = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     # The change number of the image's latest change (app/loading/changes.py);
-    # 0 for an image unchanged since before change numbers.
-    change = sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    # 0 for an image unchanged since before change numbers. Never null, but
+    # declared nullable for 1.2's loaders (migration 3e4f5a6b7c8d).
+    change = sa.Column(sa.BigInteger, nullable=True, server_default="0")
 
     __table_args__ = (
         # Default listing order (created_at DESC, id DESC) and its marker

@@ -6,6 +6,7 @@ from flask import request
 
 from app.db import db
 from app.db.reads import Reader
+from app.loading.upsert import WRITTEN_COLUMNS, cursor_of
 from app.web.answers import Answer, AnswerCache
 from helpers import DETAIL, REQUESTS_TOTAL, error_message, import_line, served_total
 
@@ -89,6 +90,28 @@ def test_a_write_outside_the_catalogues_writers_changes_the_etag_too(app, client
         db.session.commit()
     after = _get(client, DETAIL, token, first.headers["ETag"])
     assert after.status_code == 200 and after.get_json()["images"][0]["name"] == "by hand"
+
+
+def test_a_previous_releases_loader_still_writes_and_changes_the_etag(app, client, run, make_token):
+    # What a 1.2 loader (still running during an upgrade) sends: it stages rows in a table
+    # made LIKE images (its NOT NULLs, not its defaults) and COPYs no change number.
+    _import(run, import_line(id=A, owner="p1"))
+    token = make_token("p1")
+    first = _get(client, DETAIL, token)
+    columns = ", ".join(WRITTEN_COLUMNS)
+    with app.app_context():
+        cursor = cursor_of(db.session)
+        cursor.execute("CREATE TEMP TABLE staged_images (LIKE images, position bigint)")
+        cursor.execute(
+            f"INSERT INTO staged_images ({columns}, position) SELECT {columns}, 1 FROM images"
+        )
+        cursor.execute(
+            "UPDATE images SET name = 'by 1.2' FROM staged_images"
+            " WHERE staged_images.id = images.id"
+        )
+        db.session.commit()
+    after = _get(client, DETAIL, token, first.headers["ETag"])
+    assert after.status_code == 200 and after.get_json()["images"][0]["name"] == "by 1.2"
 
 
 def test_each_caller_and_each_question_has_its_own_etag(client, run, make_token):

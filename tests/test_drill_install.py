@@ -92,15 +92,22 @@ def test_the_installed_service_runs_from_its_configuration_file(installed, envir
     assert _served_names(command, environment, token, root=folder) == ["installed"]
 
 
-def test_a_clone_migrates_with_flask_db_upgrade(installed, tmp_path, new_database):
+@pytest.fixture(scope="module")
+def dependencies_only(tmp_path_factory):
+    """The bin folder of a new virtualenv with requirements.lock installed, not the package."""
+    venv = tmp_path_factory.mktemp("dependencies") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements.lock")], check=True)
+    return venv / "bin"
+
+
+def test_a_clone_migrates_with_flask_db_upgrade(dependencies_only, tmp_path, new_database):
     # The layout the project started from: the dependencies installed, the
-    # checkout run in place. (This virtualenv holds the wheel too, which does
-    # not help: `flask --app wsgi` imports app/ from the clone, and so
-    # app.migrations too.)
-    command, _ = installed
+    # checkout run in place.
     clone = _clone(tmp_path / "clone")
     database = new_database()
-    flask = command.with_name("flask")
+    flask = dependencies_only / "flask"
     _run(flask, "--app", "wsgi", "db", "upgrade", environment={"DATABASE_URL": database}, cwd=clone)
     with closing(psycopg2.connect(database)) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT version_num FROM alembic_version")

@@ -129,3 +129,15 @@ def test_a_member_object_without_its_project_is_an_invalid_line(run):
     result = run("images", "import", "-", input=line)
     assert result.exit_code == 1
     assert "line 1: members: 1: member: Missing data for required field." in result.output
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/images/{id}/members", "/v1/images/{id}/members/p2", "/v1/shared-images/p2"]
+)
+def test_member_answers_are_the_bytes_flask_wrote_before_they_were_given_again(
+    app, client, make_token, shared, path
+):
+    response = _get(client, path.format(id=shared), make_token("p1"))
+    assert response.status_code == 200
+    with app.app_context():
+        assert response.data == app.json.response(response.get_json()).data

@@ -111,12 +111,12 @@ def error_summary(error):
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 
-def read(work, affinity="", settings=True):
+def read(work, affinity=""):
     """Run `work(reader)` on the database reads go to (app/db/reads.py); return its result.
 
     :raises DatabaseUnavailable: no database could serve it.
     """
-    return current_app.extensions["reads"].read(work, affinity, settings)
+    return current_app.extensions["reads"].read(work, affinity)
 
 
 def wait_for_replicas():

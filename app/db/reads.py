@@ -183,7 +183,10 @@ class ReadRouter:
         replicas = [replica for replica in self.replicas if replica.out_until <= time.monotonic()]
         if not replicas:
             return
-        (written,) = _run(self.primary, lambda reader: reader.first(_WRITTEN), prefix="")
+        try:
+            (written,) = _run(self.primary, lambda reader: reader.first(_WRITTEN), prefix="")
+        except _TargetFailed:
+            return  # the write is done; the replicas' own lag checks still bound what they show
         deadline = time.monotonic() + self.max_lag
         for replica in replicas:
             while time.monotonic() < deadline and not self._replayed(replica, written):
@@ -202,7 +205,10 @@ class ReadRouter:
 
 
 _WRITTEN = "SELECT pg_current_wal_lsn()::text"
-_REPLAYED = "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, false)"
+# A "replica" that is not a standby (promoted, or the primary's own address) has it all.
+_REPLAYED = (
+    "SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, false)"
+)
 
 
 class _TargetFailed(Exception):

@@ -14,8 +14,9 @@ import uuid
 from flask import g, request
 from werkzeug.exceptions import BadRequest, Gone
 
+from app.freshness import change_state
 from app.images import bp, cursors, repository
-from app.images.routes import dump_detail, encoder
+from app.images.routes import dump_detail, json_text
 from app.images.schemas import ChangesQuerySchema, query_params
 from app.web.answers import answer
 
@@ -37,17 +38,15 @@ def list_changes():
 
 def _page(reader, current, since, limit):
     position = _position(current, since)
-    if current.pruned_through > max(position.held, position.change):
-        raise Gone(
-            description="The cursor is older than the change history this catalogue keeps: "
-            "images you saw may have left your view since. List again: ask without since "
-            "(the first pages list every image you may see) and go on with the cursor you get."
-        )
+    _refuse_if_pruned(current, position)
     changes = []
+    after = (position.change, position.image_id)
     # A poller that caught up with the latest change has nothing to read.
-    if limit and position[1:] != cursors.Position.caught_up(current.number)[1:]:
-        after = (position.change, position.image_id)
+    if limit and after != (current.number, cursors.LAST_ID):
         changes = repository.changes_page(reader, g.caller, after, limit)
+        # The page was read in a statement of its own: a prune may have
+        # committed since `current` was read, taking tombstones it needed.
+        _refuse_if_pruned(change_state(reader), position)
     shown = iter(dump_detail([change.row for change in changes if change.row is not None]))
     entries = [
         next(shown) if change.row is not None else {"id": change.image_id, "visible": False}
@@ -56,7 +55,17 @@ def _page(reader, current, since, limit):
     cursor = cursors.encode(
         _next_position(position, changes, limit, current), current.deployment, current.cursor_key
     )
-    return encoder.encode({"changes": entries, "cursor": cursor}) + "\n"
+    return json_text({"changes": entries, "cursor": cursor})
+
+
+def _refuse_if_pruned(current, position):
+    """:raises 410: tombstones after `position` were pruned."""
+    if current.pruned_through > max(position.held, position.change):
+        raise Gone(
+            description="The cursor is older than the change history this catalogue keeps: "
+            "images you saw may have left your view since. List again: ask without since "
+            "(the first pages list every image you may see) and go on with the cursor you get."
+        )
 
 
 def _position(current, since):

@@ -15,7 +15,7 @@ from werkzeug.exceptions import NotFound
 
 from app.auth import authenticate
 from app.images import bp, repository
-from app.images.routes import encoder
+from app.images.routes import json_text
 from app.images.schemas import member_schema, shared_image_schema
 from app.images.single import image_or_404
 from app.web.answers import answer
@@ -33,7 +33,7 @@ def list_image_members(image_id):
 
     def produce(reader, _):
         members = _members(reader, image_id)
-        return encoder.encode({"members": member_schema.dump(members, many=True)})
+        return json_text({"members": member_schema.dump(members, many=True)})
 
     return answer(("members", image_id), produce)
 
@@ -49,7 +49,7 @@ def show_image_member(image_id, member):
         found = _members(reader, image_id, member)
         if not found:
             raise NotFound(description=f"Project {member[:100]} is not a member of that image.")
-        return encoder.encode({"member": member_schema.dump(found[0])})
+        return json_text({"member": member_schema.dump(found[0])})
 
     return answer(("member", image_id, member), produce)
 
@@ -64,7 +64,7 @@ def list_shared_images(member):
 
     def produce(reader, _):
         rows = repository.shared_images(reader, g.caller, member)
-        return encoder.encode({"shared_images": shared_image_schema.dump(rows, many=True)})
+        return json_text({"shared_images": shared_image_schema.dump(rows, many=True)})
 
     return answer(("shared", member), produce)
 

@@ -18,6 +18,11 @@ dump_brief = compile_dumper(
 encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False)
 
 
+def json_text(document):
+    """An answer's body as Flask's JSON provider writes it, its newline at the end too."""
+    return encoder.encode(document) + "\n"
+
+
 @bp.get("/detail")
 def list_images_detail():
     """List the images visible to the caller, with every field, filtered and paged."""
@@ -47,4 +52,4 @@ def _listing(reader, query, dump):
         rows = repository.list_images(reader, g.caller, query, with_properties=dump is dump_detail)
     except repository.InvalidMarker as error:
         raise BadRequest(description=f"Invalid marker {error}. Image could not be found.") from None
-    return encoder.encode({"images": dump(rows)}) + "\n"
+    return json_text({"images": dump(rows)})

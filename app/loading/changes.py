@@ -42,11 +42,17 @@ def take_change_number(cursor):
     return number
 
 
+# A departure recorded again is dated by its latest change.
+DEPARTED_AGAIN = (
+    "ON CONFLICT (image_id, audience) DO UPDATE"
+    " SET change = EXCLUDED.change, departed_at = EXCLUDED.departed_at"
+)
+
 # Who stops seeing the staged images (app/loading/upsert.py's temporary
 # tables) that staged_changes names, run before they are written: members
 # whose membership ends (or whose image is deleted, which ends them), an
 # owner it no longer has, and everyone, if it stops being public.
-RECORD_STAGED_DEPARTURES = """
+RECORD_STAGED_DEPARTURES = f"""
 INSERT INTO image_departures (image_id, audience, change)
 SELECT DISTINCT id, audience, %(change)s FROM (
     SELECT stored.image_id AS id, 'project:' || stored.member AS audience
@@ -66,8 +72,7 @@ SELECT DISTINCT id, audience, %(change)s FROM (
     FROM images AS image JOIN staged_changes USING (id) JOIN staged_images AS staged USING (id)
     WHERE image.is_public AND NOT staged.is_public
 ) AS departed
-ON CONFLICT (image_id, audience) DO UPDATE
-SET change = EXCLUDED.change, departed_at = EXCLUDED.departed_at
+{DEPARTED_AGAIN}
 """
 
 # The change is one changes-since cannot show: someone stopped seeing an image.
@@ -84,7 +89,8 @@ ANSWER_SLACK_SECONDS = 60
 # Run before the staged images are written: the change is one changes-since
 # cannot show if a project gains one by a share (which leaves updated_at as
 # it was), or one's updated_at is older than `late` seconds (it arrived late,
-# or was loaded with an old date), or it has none.
+# or was loaded with an old date), or it has none. Late as of now, not as of
+# the transaction's start: a load may have waited for its turn and read long.
 NOTE_STAGED_UNSEEN = """
 UPDATE catalogue_state SET relist_change = %(change)s
 WHERE id = 1 AND (
@@ -96,18 +102,18 @@ WHERE id = 1 AND (
     OR EXISTS (
         SELECT 1 FROM staged_images AS staged JOIN staged_changes USING (id)
         WHERE staged.updated_at IS NULL
-           OR staged.updated_at < now() - make_interval(secs => %(late)s)))
+           OR staged.updated_at < clock_timestamp() - make_interval(secs => %(late)s)))
 """
 
 # Marks the live images `chosen` (a condition on images) deleted, as Glance's
 # soft delete did: properties and members go with them, and the members stop
 # seeing them. Counts them.
-MARK_DELETED = """
+MARK_DELETED = f"""
 WITH marked AS (
     UPDATE images SET status = 'deleted', deleted = true,
         deleted_at = coalesce(deleted_at, clock_timestamp()), updated_at = clock_timestamp(),
         change = %(change)s
-    WHERE NOT deleted AND {chosen}
+    WHERE NOT deleted AND {{chosen}}
     RETURNING id
 ), gone_properties AS (
     DELETE FROM image_properties WHERE image_id IN (SELECT id FROM marked)
@@ -117,17 +123,16 @@ WITH marked AS (
 ), departed AS (
     INSERT INTO image_departures (image_id, audience, change)
     SELECT image_id, 'project:' || member, %(change)s FROM gone_members
-    ON CONFLICT (image_id, audience) DO UPDATE
-    SET change = EXCLUDED.change, departed_at = EXCLUDED.departed_at
+    {DEPARTED_AGAIN}
 )
 SELECT count(*) FROM marked
 """
 
 # Removes the images `chosen` for good (their properties and members go by
 # cascade): everyone who saw them stops seeing them, admins too. Counts them.
-REMOVE = """
+REMOVE = f"""
 WITH removed AS (
-    DELETE FROM images WHERE {chosen} RETURNING id, owner, is_public
+    DELETE FROM images WHERE {{chosen}} RETURNING id, owner, is_public
 ), departed AS (
     INSERT INTO image_departures (image_id, audience, change)
     SELECT id, audience, %(change)s
@@ -135,8 +140,7 @@ WITH removed AS (
         ('removed'), ('project:' || owner), (CASE WHEN is_public THEN 'public' END)
     ) AS departures (audience)
     WHERE audience IS NOT NULL
-    ON CONFLICT (image_id, audience) DO UPDATE
-    SET change = EXCLUDED.change, departed_at = EXCLUDED.departed_at
+    {DEPARTED_AGAIN}
 )
 SELECT count(*) FROM removed
 """

@@ -129,13 +129,14 @@ def forget_source(session, name, *, delete_images=False):
     changes-since pollers learn of it.
     """
     with transaction(session):
+        cursor = cursor_of(session)
+        # First, as every writer takes it (upsert.py): then no two writers wait on each other.
+        numbered = {"source": name, "change": take_change_number(cursor)}
         session.execute(sa.delete(GlanceMirror).where(GlanceMirror.source == name))
         session.execute(sa.delete(CatalogueLoad).where(CatalogueLoad.source == name))
-        cursor = cursor_of(session)
         cursor.execute("SELECT EXISTS (SELECT 1 FROM images WHERE source = %s)", (name,))
         if not cursor.fetchone()[0]:
             return 0, 0
-        numbered = {"source": name, "change": take_change_number(cursor)}
         deleted = 0
         if delete_images:
             cursor.execute(MARK_DELETED.format(chosen="source = %(source)s"), numbered)

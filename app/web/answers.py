@@ -22,6 +22,7 @@ import importlib.metadata
 import threading
 import time
 from http import HTTPStatus
+from pathlib import Path
 from typing import NamedTuple
 
 from flask import current_app, g, request
@@ -34,7 +35,20 @@ from app.web import limits, observability
 from app.web.request_id import HEADER as REQUEST_ID
 from app.web.request_id import request_id_for
 
-RELEASE = importlib.metadata.version("image-catalogue")
+
+def _release():
+    """This code's version: a new release may render answers differently, so its ETags differ."""
+    try:
+        return importlib.metadata.version("image-catalogue")
+    except importlib.metadata.PackageNotFoundError:
+        # A checkout run in place (flask --app wsgi): its code says what it renders.
+        digest = hashlib.blake2b(digest_size=16)
+        for path in sorted(Path(__file__).parents[1].rglob("*.py")):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+RELEASE = _release()
 # What a changes-since poller needs to miss nothing (docs/api.md, "Polling"):
 # how far before its previous answer's Date to ask, and the latest change it
 # could not see that way, which tells it to list everything again.
@@ -234,12 +248,12 @@ class AnswerCache:
 
     def put(self, key, given):
         size = self._size(given)
-        if size > self.max_bytes:
-            return
         with self._lock:
             replaced = self._answers.pop(key, None)
             if replaced is not None:
                 self.size -= self._size(replaced)
+            if size > self.max_bytes:
+                return  # and the older answer is gone: it would only be looked up in vain
             while self.size + size > self.max_bytes:
                 _, dropped = self._answers.popitem(last=False)
                 self.size -= self._size(dropped)

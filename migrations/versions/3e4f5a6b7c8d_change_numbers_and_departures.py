@@ -69,8 +69,11 @@ depends_on = None
 
 
 def upgrade():
+    # Nullable, though never null: a 1.2 loader stages rows in a temporary
+    # table made LIKE images, which copies NOT NULL but not the default, and
+    # its COPY leaves `change` out.
     op.add_column(
-        'images', sa.Column('change', sa.BigInteger(), server_default='0', nullable=False)
+        'images', sa.Column('change', sa.BigInteger(), server_default='0', nullable=True)
     )
     state = op.create_table(
         'catalogue_state',
