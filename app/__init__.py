@@ -76,7 +76,6 @@ def create_app(conf=None):
     app.register_blueprint(images_bp, url_prefix="/v1/images", name="images_v1")
     app.config["WRITES"] = writes_enabled(app.config)
     if app.config["WRITES"]:
-        writes.init_app(app)
         app.register_blueprint(writes.bp, url_prefix="/v1.1/images")
         app.register_blueprint(writes.bp, url_prefix="/v1/images", name="image_writes_v1")
     app.register_blueprint(shared_bp, url_prefix="/v1.1/shared-images")

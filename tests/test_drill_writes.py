@@ -291,9 +291,18 @@ def test_glance_down_is_a_503_with_retry_after(openstack, service):
     assert took < 30
 
 
-def test_an_upload_cut_off_leaves_no_image_behind(openstack, service, catalogue_url):
+# 3 MiB of the 10 it promised, or 3 chunks and no last one (python-glanceclient sends chunked).
+CUT_OFF = {
+    "length": (f"Content-Length: {10 * len(DATA)}\r\n", DATA * 3),
+    "chunked": ("Transfer-Encoding: chunked\r\n", f"{len(DATA):x}\r\n".encode() + DATA + b"\r\n"),
+}
+
+
+@pytest.mark.parametrize("cut_off", ["length", "chunked"])
+def test_an_upload_cut_off_leaves_no_image_behind(openstack, service, catalogue_url, cut_off):
     openstack.delete_images()
     host, port = service.url.removeprefix("http://").split(":")
+    framing, sent = CUT_OFF[cut_off]
     head = (
         "POST /v1/images HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
@@ -302,10 +311,10 @@ def test_an_upload_cut_off_leaves_no_image_behind(openstack, service, catalogue_
         "x-image-meta-disk_format: raw\r\n"
         "x-image-meta-container_format: bare\r\n"
         "Content-Type: application/octet-stream\r\n"
-        f"Content-Length: {10 * len(DATA)}\r\n\r\n"
+        f"{framing}\r\n"
     )
     with closing(socket.create_connection((host, int(port)))) as client:
-        client.sendall(head.encode() + DATA * 3)  # 3 of the 10 MiB it promised
+        client.sendall(head.encode() + (sent if cut_off == "length" else sent * 3))
     admin = openstack.sessions["admin"]
     deadline = time.monotonic() + READY_DEADLINE_SECONDS
     while True:
@@ -346,6 +355,53 @@ def test_data_unlike_its_size_or_checksum_is_refused_and_leaves_no_image(
     listed = _listed(service, openstack.token("demo"), name=header).values()
     left = [(image["status"], image["deleted"]) for image in listed]
     assert left in ([], [("deleted", True)]), left
+
+
+@pytest.mark.parametrize(
+    "refused, status",
+    [
+        ({"x-image-meta-size": str(2 << 40)}, 413),  # past Glance's image_size_cap (1 TiB)
+        ({"x-image-meta-location": "http://127.0.0.1:9/elsewhere"}, 400),  # and the body
+    ],
+    ids=["over-the-cap", "two-sources"],
+)
+def test_an_update_refused_for_its_data_changes_nothing(
+    openstack, service, glance, refused, status
+):
+    image = glance.images.create(name="reserved", disk_format="raw", container_format="bare")
+    answer = requests.put(
+        f"{service.url}/v1/images/{image.id}",
+        data=DATA,
+        headers={
+            "X-Auth-Token": openstack.token("demo"),
+            "Content-Type": "application/octet-stream",
+            "x-image-meta-name": "renamed",
+            **refused,
+        },
+        timeout=60,
+    )
+    assert answer.status_code == status, answer.text
+    assert (_v2(openstack, image.id)["name"], _v2(openstack, image.id)["status"]) == (
+        "reserved",
+        "queued",
+    )
+
+
+def test_a_member_list_is_read_as_json_whatever_its_content_type(openstack, service, glance):
+    image = glance.images.create(name="shared", disk_format="raw", container_format="bare")
+    answer = requests.put(
+        f"{service.url}/v1/images/{image.id}/members",
+        data=json.dumps({"memberships": [{"member_id": openstack.project_ids["other"]}]}),
+        headers={
+            "X-Auth-Token": openstack.token("demo"),
+            "Content-Type": "application/x-www-form-urlencoded",  # curl -d's
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 204, answer.text
+    assert [member.member_id for member in glance.image_members.list(image=image.id)] == [
+        openstack.project_ids["other"]
+    ]
 
 
 def test_data_refused_on_update_leaves_the_reserved_image_queued(openstack, service, glance):

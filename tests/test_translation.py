@@ -153,7 +153,7 @@ def test_an_admin_may_set_the_size_and_checksum_of_an_active_image_as_in_v1():
 
 def test_membership_lists():
     body = {"memberships": [{"member_id": "p1", "can_share": True}, {"member_id": "p2"}]}
-    assert v1_membership_list(body) == {"p1": True, "p2": False}
+    assert v1_membership_list(body) == ["p1", "p2"]
     for bad in ({}, {"memberships": [{}]}, [], {"memberships": "p1"}):
         with pytest.raises(V1Invalid):
             v1_membership_list(bad)

@@ -1,4 +1,7 @@
 import pytest
+import requests
+
+from deploy.gunicorn_process import Gunicorn
 
 
 @pytest.mark.parametrize("path", ["/", "/versions"])
@@ -54,3 +57,22 @@ def test_redirects_never_name_the_requests_host(client):
     )
     assert response.status_code == 308
     assert response.headers["Location"] == "/v1.1/images/detail"
+
+
+@pytest.mark.parametrize("spelling", ["X-Forwarded_Host", "X_Forwarded-Host", "X_Forwarded_Host"])
+def test_a_clients_underscore_spelling_never_joins_the_proxys_forwarded_host(
+    app, database_url, spelling
+):
+    # As serve runs gunicorn for v1 writes: headers with underscores mapped, as
+    # X-Forwarded-Host would be: gunicorn would join them, and the last one is trusted.
+    server = Gunicorn(
+        {"DATABASE_URL": database_url, "WEB_CONCURRENCY": "1", "TRUSTED_PROXIES": "1"},
+        options=("--header-map", "dangerous"),
+    )
+    try:
+        server.wait_until_serving()
+        headers = {**FORWARDED, spelling: "evil.example"}
+        response = requests.get(server.url + "/", headers=headers, timeout=30)
+    finally:
+        server.stop()
+    assert _self_link(response) == "https://cloud.example/v1.1/"

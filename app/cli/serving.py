@@ -1,6 +1,7 @@
 """The commands that need no app: serve, check-config, nginx-site, haproxy-config, shipped-file."""
 
 import importlib.resources
+import math
 import multiprocessing
 import os
 import sys
@@ -70,11 +71,19 @@ def serve(target, gunicorn_options):
 
 
 def _write_options(values):
-    """gunicorn's options for v1 writes: python-glanceclient's headers have underscores
-    (x-image-meta-disk_format), which gunicorn drops unless told to map them. The
-    shipped proxies remove the underscore spellings of the headers they set
-    (X_Forwarded_For), so that no client can pass one off as theirs."""
-    return ("--header-map", "dangerous") if writes_enabled(values) else ()
+    """gunicorn's options for v1 writes.
+
+    python-glanceclient's headers have underscores (x-image-meta-disk_format),
+    which gunicorn drops unless told to map them; gunicorn_conf.py's
+    pre_request drops every other header spelled with one, so that no client
+    can pass off X-Forwarded_For as the proxy's. A worker waits on one call
+    to Glance at a time, at most its connect and read timeouts, without a
+    sign of life: gunicorn must not kill it before the 503 those give.
+    """
+    if not writes_enabled(values):
+        return ()
+    silent = values["GLANCE_API_CONNECT_TIMEOUT"] + values["GLANCE_API_READ_TIMEOUT"]
+    return ("--header-map", "dangerous", "--timeout", str(max(30, math.ceil(silent) + 30)))
 
 
 @click.command("check-config")

@@ -9,14 +9,17 @@ GlanceUnavailable (a 503), never a hung worker. Only reads are retried, once,
 after their connection failed.
 """
 
+import http.cookiejar
 import json
 import re
+from urllib.parse import quote
 
 import requests
 from flask import current_app, request
 
+from app.web import heartbeat, request_id
+
 JSON_PATCH = "application/openstack-images-v2.1-json-patch"
-UPLOAD_CHUNK = 1 << 20
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -42,10 +45,21 @@ def for_caller():
     return Glance(
         service_url(),
         request.headers.get("X-Auth-Token", ""),
-        request_id=request.headers.get("X-Openstack-Request-Id"),
+        request_id=request_id.current(),
         timeouts=(config["GLANCE_API_CONNECT_TIMEOUT"], config["GLANCE_API_READ_TIMEOUT"]),
-        session=current_app.extensions["glance_session"],
+        session=_session(),
     )
+
+
+def _session():
+    """This worker's pool of connections to Glance (the app is made in each worker)."""
+    extensions = current_app.extensions
+    if "glance_session" not in extensions:
+        session = requests.Session()
+        # Each call carries its caller's token: nothing one caller was given reaches another.
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        extensions["glance_session"] = session
+    return extensions["glance_session"]
 
 
 def service_url():
@@ -86,9 +100,11 @@ class Glance:
 
     def __init__(self, url, token, *, request_id, timeouts, session):
         self.url, self.timeouts, self.session = f"{url}/v2", timeouts, session
-        self.headers = {"X-Auth-Token": token, "Accept": "application/json"}
-        if request_id:
-            self.headers["X-Openstack-Request-Id"] = request_id
+        self.headers = {
+            "X-Auth-Token": token,
+            "Accept": "application/json",
+            "X-Openstack-Request-Id": request_id,
+        }
 
     def show(self, image_id):
         return self._call("GET", f"/images/{image_id}").json()
@@ -111,7 +127,16 @@ class Glance:
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["x-openstack-image-size"] = str(size)
-        self._call("PUT", f"/images/{image_id}/file", data=chunks, headers=headers)
+        # urllib3 sends a body under the connect timeout: a store slow to take
+        # a piece has the read timeout, as it has for its answer.
+        read_timeout = self.timeouts[1]
+        self._call(
+            "PUT",
+            f"/images/{image_id}/file",
+            data=chunks,
+            headers=headers,
+            timeout=(max(self.timeouts[0], read_timeout), read_timeout),
+        )
 
     def download(self, image_id):
         """The image's data as a streamed response (close it when done)."""
@@ -127,7 +152,7 @@ class Glance:
         self._call("POST", f"/images/{image_id}/members", json={"member": member})
 
     def remove_member(self, image_id, member):
-        self._call("DELETE", f"/images/{image_id}/members/{member}")
+        self._call("DELETE", f"/images/{image_id}/members/{quote(member, safe='')}")
 
     def import_from(self, image_id, uri):
         """Glance's web-download import of `uri` into the queued image (v1's copy-from)."""
@@ -138,23 +163,23 @@ class Glance:
         """Glance's add-location (v1's x-image-meta-location) for the queued image."""
         self._call("POST", f"/images/{image_id}/locations", json={"url": url})
 
-    def import_methods(self):
-        return self._call("GET", "/info/import").json()["import-methods"]["value"]
-
-    def _call(self, method, path, *, headers=None, **options):
+    def _call(self, method, path, *, headers=None, timeout=None, **options):
         """The response of a call; reads are tried twice if the first could not connect.
 
         :raises GlanceError: Glance answered 4xx or 5xx.
-        :raises GlanceUnavailable: it could not be reached or did not answer in time.
+        :raises GlanceUnavailable: it could not be reached, did not answer in time, or
+            answered a redirect (the caller's token goes to this Glance only).
         """
         attempts = 2 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
+            heartbeat.beat()  # each call waits at most the read timeout (serve's --timeout)
             try:
                 response = self.session.request(
                     method,
                     self.url + path,
                     headers={**self.headers, **(headers or {})},
-                    timeout=self.timeouts,
+                    timeout=timeout or self.timeouts,
+                    allow_redirects=False,
                     **options,
                 )
                 break
@@ -166,6 +191,8 @@ class Glance:
                 raise GlanceUnavailable(_unavailable(error)) from None
         if response.status_code >= 400:
             raise GlanceError(response.status_code, _message(response))
+        if response.is_redirect:
+            raise GlanceUnavailable(f"Glance answered {response.status_code}, a redirect")
         return response
 
 

@@ -80,8 +80,8 @@ RESERVED = frozenset(
         "stores",
     }
 )
-# What v2 shows as it is of the image's other v1 fields.
-IMAGE_FIELDS = ("status", "size", "virtual_size", "checksum", "owner")
+# The v1 fields, besides PLAIN, that v2 shows under the same name and with the same value.
+SHOWN_AS_IS = ("status", "size", "virtual_size", "checksum", "owner")
 AMI_FORMATS = ("aki", "ari", "ami")
 TRUE_WORDS = ("1", "t", "true", "on", "y", "yes")
 
@@ -262,7 +262,7 @@ def v1_record(v2_image):
     (for app/images/schemas.py ImageSchema): what a write answers when the
     catalogue could not take its result at once."""
     return {
-        **{key: v2_image.get(key) for key in (*IMAGE_FIELDS, *PLAIN)},
+        **{key: v2_image.get(key) for key in (*SHOWN_AS_IS, *PLAIN)},
         "id": uuid.UUID(v2_image["id"]),
         "is_public": v2_image.get("visibility") == "public",
         "deleted": False,
@@ -281,7 +281,8 @@ def _pointer(key):
 
 
 def v1_membership_list(body):
-    """{member: can_share} of a v1 PUT /v1/images/{id}/members body.
+    """The members a v1 PUT /v1/images/{id}/members body names, once each, in its order
+    (their can_share is not kept: v2 has none).
 
     :raises V1Invalid: not {"memberships": [{"member_id": ..., "can_share": ...}, ...]}.
     """
@@ -291,5 +292,5 @@ def v1_membership_list(body):
     for membership in body["memberships"]:
         if not isinstance(membership, dict) or not membership.get("member_id"):
             raise V1Invalid("Invalid membership association: 'member_id'")
-        members[str(membership["member_id"])] = bool(membership.get("can_share", False))
-    return members
+        members[str(membership["member_id"])] = None
+    return list(members)

@@ -11,6 +11,7 @@ from app.images.routes import dump_detail
 from app.images.schemas import image_id_schema
 from app.web import heartbeat
 
+# Image data moves in pieces of this size (downloads here, uploads in writes.py).
 CHUNK = 1 << 20
 
 
@@ -64,14 +65,13 @@ def _streamed(row):
     upstream = gateway.for_caller().download(image["id"])
 
     def data():
-        try:
-            for chunk in upstream.iter_content(CHUNK):
-                heartbeat.beat()
-                yield chunk
-        finally:
-            upstream.close()
+        for chunk in upstream.iter_content(CHUNK):
+            heartbeat.beat()
+            yield chunk
 
     response = current_app.response_class(stream_with_context(data()), status=200)
+    # Even when the answer is dropped before any of it is sent.
+    response.call_on_close(upstream.close)
     for name, value in image_meta_headers(image):
         response.headers[name] = value
     response.content_type = "application/octet-stream"
@@ -96,8 +96,22 @@ def image_or_404(reader, raw_id, lookup):
     :raises 404: not an image id, or `lookup` found nothing (None): the same
         for "no such image" and "you may not see it".
     """
-    image_id = image_id_schema.load_id(raw_id)
-    found = None if image_id is None else lookup(reader, g.caller, image_id)
+    found = lookup(reader, g.caller, image_id_or_404(raw_id))
     if found is None:
-        raise NotFound(description=f"No image found with ID {raw_id[:100]}.")
+        raise _no_image(raw_id)
     return found
+
+
+def image_id_or_404(raw_id):
+    """The image id (a UUID) `raw_id` names.
+
+    :raises 404: not an image id (the same answer as for no such image).
+    """
+    image_id = image_id_schema.load_id(raw_id)
+    if image_id is None:
+        raise _no_image(raw_id)
+    return image_id
+
+
+def _no_image(raw_id):
+    return NotFound(description=f"No image found with ID {raw_id[:100]}.")

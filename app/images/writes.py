@@ -15,7 +15,6 @@ otherwise writes are the 405 naming why (app/web/errors.py).
 import hashlib
 import time
 
-import requests
 from flask import Blueprint, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import (
@@ -28,6 +27,7 @@ from werkzeug.exceptions import (
 from app import db as database
 from app.auth import authenticate
 from app.db import db
+from app.db.reads import DatabaseUnavailable
 from app.glance import gateway
 from app.glance.translation import (
     V1Invalid,
@@ -39,20 +39,18 @@ from app.glance.translation import (
 )
 from app.images import repository
 from app.images.routes import dump_detail, encoder
-from app.images.schemas import image_id_schema, image_schema
+from app.images.schemas import image_schema
+from app.images.single import CHUNK, image_id_or_404
 from app.loading import mirror
 from app.loading.glance_source import GlanceSchemaError, GlanceSource
+from app.loading.upsert import SourceConflict
 from app.web import heartbeat
 
 bp = Blueprint("image_writes", __name__)
 bp.before_request(authenticate)
-CHUNK = 1 << 20
 JSON = "application/json"
-
-
-def init_app(app):
-    # One pool of connections to Glance per worker (the app is made in each).
-    app.extensions["glance_session"] = requests.Session()
+# A member list's JSON: Glance's image_member_quota (128) needs a few KiB.
+MEMBERS_BODY_MAX = 1 << 20
 
 
 @bp.post("")
@@ -64,8 +62,7 @@ def create_image():
     """
     image = read_v1_image(request.environ)
     size = _declared_size(image)
-    if sum(map(bool, (image.location, image.copy_from, _has_body()))) > 1:
-        raise BadRequest(description="It's invalid to provide multiple image sources.")
+    _one_source(image)
     if _has_body():
         _require_formats(image.fields)
     glance = gateway.for_caller()
@@ -75,10 +72,12 @@ def create_image():
         _fill(glance, image_id, image, size, created=True)
     except BaseException:
         # As v1 killed it: no queued image is left behind, here or in Glance.
-        _forget(glance, image_id)
+        _delete_failed_create(glance, image_id)
         raise
     response = _image_answer(image_id, 201, applied=_apply(image_id), glance=glance)
-    response.headers["Location"] = f"{request.host_url.rstrip('/')}/v1/images/{image_id}"
+    # As the versions document: PUBLIC_BASE_URL, when set, not what the request says.
+    base = (current_app.config["PUBLIC_BASE_URL"] or request.host_url).rstrip("/")
+    response.headers["Location"] = f"{base}/v1/images/{image_id}"
     return response
 
 
@@ -87,13 +86,17 @@ def update_image(image_id):
     """Change an image's metadata (removing properties not sent, unless asked not to); data
     into a queued image.
 
+    :raises 400: v1 would refuse the headers, or two sources of data.
     :raises 409: data for an image that is not queued.
+    :raises 413: data declared larger than Glance's image_size_cap.
     """
-    image_id = _image_id(image_id)
+    image_id = str(image_id_or_404(image_id))
     image = read_v1_image(request.environ)
+    _one_source(image)
+    has_data = _has_body() or image.location or image.copy_from
+    size = _declared_size(image) if has_data else None
     glance = gateway.for_caller()
     current = glance.show(image_id)
-    has_data = _has_body() or image.location or image.copy_from
     if has_data and current["status"] != "queued":
         if _has_body():
             raise Conflict(description="Cannot upload to an unqueued image")
@@ -108,7 +111,7 @@ def update_image(image_id):
         if operations:
             glance.update(image_id, operations)
         if has_data:
-            _fill(glance, image_id, image, _declared_size(image))
+            _fill(glance, image_id, image, size)
     except BaseException:
         _await_glance(glance, image_id, _given_up)  # Glance puts it back to queued
         raise
@@ -120,7 +123,7 @@ def update_image(image_id):
 @bp.delete("/<image_id:image_id>")
 def delete_image(image_id):
     """Delete an image in Glance; answer as v1 did (200, no body)."""
-    image_id = _image_id(image_id)
+    image_id = str(image_id_or_404(image_id))
     gateway.for_caller().delete(image_id)
     _apply(image_id)
     return current_app.response_class(b"", status=200, content_type="text/html; charset=UTF-8")
@@ -129,7 +132,7 @@ def delete_image(image_id):
 @bp.put("/<image_id:image_id>/members/<member>")
 def add_member(image_id, member):
     """Share an image with project `member` (its can_share is not kept: Glance v2 has none)."""
-    image_id = _image_id(image_id)
+    image_id = str(image_id_or_404(image_id))
     _json_body(optional=True)
     glance = gateway.for_caller()
     _shareable(glance, image_id, wanted=True)
@@ -141,7 +144,7 @@ def add_member(image_id, member):
 @bp.delete("/<image_id:image_id>/members/<member>")
 def remove_member(image_id, member):
     """End project `member`'s membership of an image."""
-    image_id = _image_id(image_id)
+    image_id = str(image_id_or_404(image_id))
     try:
         gateway.for_caller().remove_member(image_id, member)
     except gateway.GlanceError as error:
@@ -155,7 +158,7 @@ def remove_member(image_id, member):
 @bp.put("/<image_id:image_id>/members")
 def replace_members(image_id):
     """Make the image's members exactly the list sent."""
-    image_id = _image_id(image_id)
+    image_id = str(image_id_or_404(image_id))
     wanted = v1_membership_list(_json_body())
     glance = gateway.for_caller()
     current = set(glance.members(image_id)) if _shareable(glance, image_id, bool(wanted)) else set()
@@ -167,21 +170,16 @@ def replace_members(image_id):
     return _no_content()
 
 
-def _image_id(raw):
-    """The image id `raw` names, canonical.
-
-    :raises 404: not an image id (as for reads).
-    """
-    image_id = image_id_schema.load_id(raw)
-    if image_id is None:
-        raise NotFound(description=f"No image found with ID {raw[:100]}.")
-    return str(image_id)
-
-
 def _has_body():
     """Whether the request carries data, as v1 decided it (chunked, or a length above 0)."""
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     return chunked or (request.content_length or 0) > 0
+
+
+def _one_source(image):
+    """:raises 400: data from more than one of the body, a location and copy-from."""
+    if sum(map(bool, (image.location, image.copy_from, _has_body()))) > 1:
+        raise BadRequest(description="It's invalid to provide multiple image sources.")
 
 
 def _declared_size(image):
@@ -190,11 +188,9 @@ def _declared_size(image):
     :raises 413: larger than Glance's image_size_cap.
     """
     size = image.fields.get("size") or request.content_length or None
-    cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
-    if size is not None and size > cap:
-        raise RequestEntityTooLarge(
-            description=f"Denying attempt to upload image larger than {cap} bytes."
-        )
+    refusal = None if size is None else _oversized(size)
+    if refusal is not None:
+        raise refusal
     return size
 
 
@@ -208,6 +204,8 @@ def _fill(glance, image_id, image, size, *, created=False):
     """Give the image its data: the request's body, a location, or a copy from a URL.
 
     :raises _DataRefused: the body was not what its headers said, or did not all arrive.
+    :raises 413: more data than Glance's image_size_cap.
+    :raises GlanceError, GlanceUnavailable: as every call to Glance.
     """
     if _has_body():
         # A create's image is deleted if its data is refused; an existing one is kept queued.
@@ -274,7 +272,9 @@ class _CheckedBody:
             try:
                 chunk = stream.read(CHUNK)
             except Exception:  # noqa: BLE001 - however the server says the client went away
-                chunk = b""
+                # (gunicorn: a chunked body cut off before its last chunk)
+                self.refusal = _disconnected()
+                return
             if not chunk:
                 return
             yield chunk
@@ -282,9 +282,7 @@ class _CheckedBody:
     def _unlike(self, received, digest):
         """The refusal of data of `received` bytes (and `digest`), or None."""
         if request.content_length and received < request.content_length:
-            return _DataRefused(
-                description="Client disconnected before sending all data to backend"
-            )
+            return _disconnected()
         computed = digest and digest.hexdigest()
         for name, supplied, actual in (
             ("size", self.size, received),
@@ -298,16 +296,20 @@ class _CheckedBody:
         return None
 
 
-def _oversized(received):
+def _disconnected():
+    return _DataRefused(description="Client disconnected before sending all data to backend")
+
+
+def _oversized(size):
     cap = current_app.config["GLANCE_API_IMAGE_SIZE_CAP"]
-    if received <= cap:
+    if size <= cap:
         return None
     return RequestEntityTooLarge(
         description=f"Denying attempt to upload image larger than {cap} bytes."
     )
 
 
-def _forget(glance, image_id):
+def _delete_failed_create(glance, image_id):
     """Delete an image a failed create made, in Glance and here; best effort."""
     _await_glance(glance, image_id, _given_up)
     try:
@@ -331,6 +333,7 @@ def _await_glance(glance, image_id, until):
     deadline = time.monotonic() + current_app.config["GLANCE_API_READ_TIMEOUT"]
     try:
         while not until(glance.show(image_id)["status"]) and time.monotonic() < deadline:
+            heartbeat.beat()
             time.sleep(0.05)
     except (gateway.GlanceError, gateway.GlanceUnavailable) as error:
         current_app.logger.warning("could not see image %s in Glance: %s", image_id, error)
@@ -374,9 +377,15 @@ def _add_member(glance, image_id, member):
 
 
 def _json_body(optional=False):
+    """The request's JSON, whatever its Content-Type says (as v1 read it).
+
+    :raises 400: not JSON (or, unless `optional`, none).
+    :raises 413: longer than MEMBERS_BODY_MAX.
+    """
+    request.max_content_length = MEMBERS_BODY_MAX
     if optional and not request.get_data(cache=True):
         return None
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)
     if body is None:
         raise BadRequest(description="Malformed JSON in request body.")
     return body
@@ -388,7 +397,7 @@ def _apply(image_id):
     Glance, and the mirror's follower brings it to the catalogue)."""
     try:
         mirror.apply_images(db.session, _glance_source(), [image_id])
-    except (SQLAlchemyError, GlanceSchemaError) as error:
+    except (SQLAlchemyError, GlanceSchemaError, SourceConflict) as error:
         current_app.logger.warning(
             "image %s was written in Glance; the catalogue could not take it now: %s",
             image_id,
@@ -414,14 +423,12 @@ def _glance_source():
 
 
 def _image_answer(image_id, status, *, applied, glance):
-    """{"image": ...} as the listing renders it now, with the checksum as ETag; when the
-    write was not `applied` to the catalogue, as Glance shows it."""
-    if applied:
-        image = _catalogued(image_id)
-    else:
+    """{"image": ...} as the listing renders it now, with the checksum as ETag; as Glance
+    shows it when the write was not `applied` to the catalogue, or the catalogue cannot
+    show it to the caller now (the write stands: a 503 would invite a second create)."""
+    image = _catalogued(image_id) if applied else None
+    if image is None:
         image = image_schema.dump(v1_record(glance.show(image_id)))
-    if image is None:  # the caller made it but may not see it (another owner, given by an admin)
-        return current_app.response_class(b"", status=status)
     response = current_app.response_class(encoder.encode({"image": image}), status=status)
     response.content_type = JSON
     if image["checksum"]:
@@ -430,10 +437,14 @@ def _image_answer(image_id, status, *, applied, glance):
 
 
 def _catalogued(image_id):
+    """The image as the listing renders it to the caller; None if it cannot now."""
     caller = g.caller
-    row = database.read(
-        lambda reader: repository.find_image(reader, caller, image_id), caller.affinity
-    )
+    try:
+        row = database.read(
+            lambda reader: repository.find_image(reader, caller, image_id), caller.affinity
+        )
+    except DatabaseUnavailable:
+        return None
     return None if row is None else dump_detail([row])[0]
 
 

@@ -22,7 +22,8 @@ pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 # 64, and gthread was worse (bench/results/gunicorn.md). No preload_app: a
 # reload must load new code.
 worker_class = "sync"
-# Behind nginx, which buffers slow clients; a request that takes longer is stuck.
+# Behind nginx, which buffers slow clients; a request silent longer is stuck (uploads and
+# downloads of image data show signs of life, app/web/heartbeat.py; serve gives v1 writes more).
 timeout = 30
 # SIGTERM and SIGHUP let in-flight requests finish within this time.
 graceful_timeout = 20
@@ -82,6 +83,20 @@ def post_fork(server, worker):
     from app.web import heartbeat
 
     heartbeat.attach(worker)
+
+
+# Image metadata headers may be spelled with underscores (x-image-meta-property-os_distro:
+# serve maps them for v1 writes, `--header-map dangerous`); no other header may. Mapped, a
+# client's X-Forwarded_Host would join the proxy's X-Forwarded-Host, and be trusted.
+_UNDERSCORES_ALLOWED = "X-IMAGE-META-"
+
+
+def pre_request(worker, req):
+    req.headers = [
+        (name, value)
+        for name, value in req.headers
+        if "_" not in name or name.startswith(_UNDERSCORES_ALLOWED)
+    ]
 
 
 def on_exit(server):

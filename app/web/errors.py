@@ -34,7 +34,7 @@ def init_app(app):
     app.register_error_handler(V1Invalid, _v1_refusal)
     app.register_error_handler(gateway.GlanceError, _glance_refusal)
     app.register_error_handler(gateway.GlanceUnavailable, _glance_unavailable)
-    app.register_error_handler(gateway.NoImageService, _glance_unavailable)
+    app.register_error_handler(gateway.NoImageService, _no_image_service)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -73,6 +73,12 @@ def _glance_refusal(error):
 def _glance_unavailable(error):
     current_app.logger.warning("Glance unavailable: %s", error, extra=log_fields())
     return _unavailable(str(error))
+
+
+def _no_image_service(error):
+    # The deployment's settings, not Glance's state: asking again changes nothing.
+    current_app.logger.error("no Glance to write to: %s", error, extra=log_fields())
+    return _error(500, str(error))
 
 
 def _error(status, message):
