@@ -101,7 +101,9 @@ def test_a_previous_releases_loader_still_writes_and_changes_the_etag(app, clien
     columns = ", ".join(WRITTEN_COLUMNS)
     with app.app_context():
         cursor = cursor_of(db.session)
-        cursor.execute("CREATE TEMP TABLE staged_images (LIKE images, position bigint)")
+        cursor.execute(
+            "CREATE TEMP TABLE staged_images (LIKE images, position bigint) ON COMMIT DROP"
+        )
         cursor.execute(
             f"INSERT INTO staged_images ({columns}, position) SELECT {columns}, 1 FROM images"
         )
