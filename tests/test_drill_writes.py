@@ -355,6 +355,20 @@ def test_data_unlike_its_size_or_checksum_is_refused_and_leaves_no_image(
     assert left in ([], [("deleted", True)]), left
 
 
+def _put_data(openstack, service, image_id, headers):
+    """The answer to a v1 update of the image with DATA and `headers`, as demo."""
+    return requests.put(
+        f"{service.url}/v1/images/{image_id}",
+        data=DATA,
+        headers={
+            "X-Auth-Token": openstack.token("demo"),
+            "Content-Type": "application/octet-stream",
+            **headers,
+        },
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     "refused, status",
     [
@@ -367,17 +381,7 @@ def test_an_update_refused_for_its_data_changes_nothing(
     openstack, service, glance, refused, status
 ):
     image = glance.images.create(name="reserved", disk_format="raw", container_format="bare")
-    answer = requests.put(
-        f"{service.url}/v1/images/{image.id}",
-        data=DATA,
-        headers={
-            "X-Auth-Token": openstack.token("demo"),
-            "Content-Type": "application/octet-stream",
-            "x-image-meta-name": "renamed",
-            **refused,
-        },
-        timeout=60,
-    )
+    answer = _put_data(openstack, service, image.id, {"x-image-meta-name": "renamed", **refused})
     assert answer.status_code == status, answer.text
     assert (_v2(openstack, image.id)["name"], _v2(openstack, image.id)["status"]) == (
         "reserved",
@@ -404,16 +408,7 @@ def test_a_member_list_is_read_as_json_whatever_its_content_type(openstack, serv
 
 def test_data_refused_on_update_leaves_the_reserved_image_queued(openstack, service, glance):
     image = glance.images.create(name="reserved", disk_format="raw", container_format="bare")
-    answer = requests.put(
-        f"{service.url}/v1/images/{image.id}",
-        data=DATA,
-        headers={
-            "X-Auth-Token": openstack.token("demo"),
-            "Content-Type": "application/octet-stream",
-            "x-image-meta-checksum": "0" * 32,
-        },
-        timeout=60,
-    )
+    answer = _put_data(openstack, service, image.id, {"x-image-meta-checksum": "0" * 32})
     assert answer.status_code == 400, answer.text
     deadline = time.monotonic() + READY_DEADLINE_SECONDS
     while _v2(openstack, image.id)["status"] != "queued":  # Glance gives the upload up
