@@ -31,6 +31,15 @@ PAGE_SIZE = 25
 DEEP_PAGE = 200
 
 
+def fresh_database(server_url, name):
+    """The URL of database `name` on the server of `server_url`, made again empty."""
+    with closing(psycopg2.connect(server_url)) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
 def database_url(pgdata=BENCH_PGDATA):
     """DATABASE_URL when set, else the URL of the benchmark's own server (start_server)."""
     return os.environ.get("DATABASE_URL") or start_server(pgdata).get_uri()

@@ -49,7 +49,7 @@ def main():
     pgdata = os.environ.get("EMBEDDED_PGDATA", database.BENCH_PGDATA)
     server_url = embedded.start(pgdata).get_uri()
     glance_url = _glance_database(server_url, options.count)
-    catalogue_url = _fresh_database(server_url, "mirror_bench_catalogue")
+    catalogue_url = database.fresh_database(server_url, "mirror_bench_catalogue")
     environment = {**os.environ, "DATABASE_URL": catalogue_url, "GLANCE_DATABASE_URL": glance_url}
     database.catalogue(environment, "db", "upgrade")
     print(f"mirroring {options.count:,} images", file=sys.stderr)
@@ -67,14 +67,6 @@ def _arguments():
     return parser.parse_args()
 
 
-def _fresh_database(server_url, name):
-    with closing(psycopg2.connect(server_url)) as admin:
-        admin.autocommit = True
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.cursor().execute(f"CREATE DATABASE {name}")
-    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
 def _glance_database(server_url, count):
     """The Glance database with `count` synthetic images; kept between runs of the same size."""
     name = f"glance_bench_{count}"
@@ -87,7 +79,7 @@ def _glance_database(server_url, count):
                 return url
     except psycopg2.Error:
         pass
-    url = _fresh_database(server_url, name)
+    url = database.fresh_database(server_url, name)
     load_schema(url, "postgresql-33.0.0.sql")
     print(f"building a Glance database of {count:,} images", file=sys.stderr)
     with closing(psycopg2.connect(url)) as connection:

@@ -11,7 +11,6 @@ and straight to Glance. Results: bench/results/writes.md and writes.json.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -22,9 +21,7 @@ import time
 from pathlib import Path
 
 import psutil
-import psycopg2
 import requests
-import sqlalchemy as sa
 
 from bench import database, report
 from bench.serving import served
@@ -38,7 +35,7 @@ DATABASES = ("bench_keystone", "bench_glance", "bench_writes")
 def main():
     options = _arguments()
     server_url = database.database_url()
-    urls = {name: _fresh_database(server_url, name) for name in DATABASES}
+    urls = {name: database.fresh_database(server_url, name) for name in DATABASES}
     with tempfile.TemporaryDirectory(prefix="image-catalogue-bench-writes-") as folder:
         cloud = start_cloud(
             Path(folder),
@@ -66,14 +63,6 @@ def _arguments():
     parser.add_argument("--runs", type=int, default=3, help="transfers each way; the median")
     parser.add_argument("--seconds", type=int, default=10, help="of round trips each way")
     return parser.parse_args()
-
-
-def _fresh_database(server_url, name):
-    with contextlib.closing(psycopg2.connect(server_url)) as admin:
-        admin.autocommit = True
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.cursor().execute(f"CREATE DATABASE {name}")
-    return sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def _measure(options, cloud, nginx, master):
