@@ -123,7 +123,7 @@ def answer(question, produce, *, for_pollers=False):
                 caller.trusted_until,
                 caller.affinity,
             )
-        if given.body is None and not request.if_none_match.contains_weak(given.etag):
+        if not _answerable(given, request.if_none_match):
             given = given._replace(body=produce(reader, current).encode())
         answers.put(key, given)
         return current, given
