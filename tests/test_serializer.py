@@ -1,4 +1,5 @@
-"""The compiled dumper returns exactly what ImageSchema(many=True).dump returns."""
+"""The compiled dumper returns exactly what ImageSchema(many=True).dump returns; the bound on
+an image's metadata headers is never below what they take."""
 
 import datetime as dt
 import json
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, post_dump
 
+from app.images.headers import meta_headers_bytes, meta_headers_bytes_at_most
 from app.images.repository import LISTING_COLUMNS
 from app.images.schemas import BRIEF_FIELDS, ImageSchema
 from app.images.serializer import UncompilableSchema, compile_dumper
@@ -138,3 +140,31 @@ class Elsewhere(Schema):
 def test_what_cannot_be_compiled_stops_start_up(schema, columns, reason):
     with pytest.raises(UncompilableSchema, match=reason):
         compile_dumper(schema, columns)
+
+
+# Long keys and values of the characters that take the most bytes in a header.
+WIDE_TEXT = st.text(alphabet="a\x01é😀 %", min_size=100, max_size=400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=ROWS, wide=st.dictionaries(WIDE_TEXT, WIDE_TEXT, max_size=5))
+def test_the_header_bound_is_never_below_the_headers(rows, wide):
+    for row in rows:
+        record = dict(zip(LISTING_COLUMNS, row, strict=True))
+        record["properties"] = {**record["properties"], **wide}
+        size = meta_headers_bytes(ImageSchema().dump(record))
+        assert meta_headers_bytes_at_most(record) >= size
+
+
+@pytest.mark.parametrize("key, value", [("😀" * 5000, ""), ("a", "\x01" * 20000)])
+def test_the_header_bound_holds_for_the_widest_characters(key, value):
+    record = {
+        **dict.fromkeys(LISTING_COLUMNS),
+        "id": uuid.uuid4(),
+        "status": "active",
+        "created_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        **dict.fromkeys(("deleted", "is_public", "protected"), False),
+        **dict.fromkeys(("min_ram", "min_disk"), 0),
+        "properties": {key: value},
+    }
+    assert meta_headers_bytes_at_most(record) >= meta_headers_bytes(ImageSchema().dump(record))

@@ -73,3 +73,22 @@ def _percent(character):
 def meta_headers_bytes(image):
     """How many bytes `image`'s metadata headers take in an answer (`name: value` CRLF each)."""
     return sum(len(name) + len(value) + 4 for name, value in image_meta_headers(image))
+
+
+# Without rendering them: a character takes at most 12 bytes in a header (4 UTF-8
+# bytes, each %XX in a name), a header at most this many more (its name's prefix,
+# ": " and CRLF; a field's rendered value is at most this much longer than str()'s).
+_MOST_BYTES_PER_CHARACTER = 12
+_MOST_BYTES_PER_HEADER = 64
+
+
+def meta_headers_bytes_at_most(record):
+    """At least meta_headers_bytes of the image `record` (its fields, as loads hold them)
+    would be: cheap enough for every image a load writes."""
+    properties = record.get("properties") or {}
+    values = [value for key, value in record.items() if key != "properties"]
+    characters = sum(len(str(value)) for value in values) + sum(
+        len(key) + len(value) for key, value in properties.items()
+    )
+    headers = len(values) + len(properties) + 1  # and the Etag
+    return _MOST_BYTES_PER_CHARACTER * characters + _MOST_BYTES_PER_HEADER * headers
